@@ -1,0 +1,1 @@
+"""The web app and JSON API (customer, operator and vendor surfaces), and the `vitrine` command."""

@@ -1,0 +1,21 @@
+"""The `vitrine` command: one entry point whose subcommands come from each layer."""
+
+from __future__ import annotations
+
+import typer
+
+from vision.cli import bench_app, embed_command, models_app
+
+app = typer.Typer(
+    name="vitrine",
+    help="Vitrine: image-first visual product search with humans in the loop.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+app.command("embed")(embed_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,91 @@
+"""Where models live: the committed catalogue in `models/` and exported files under `VITRINE_HOME`.
+
+A name given to `--model` resolves, in order, to a folder holding a manifest, an installed
+(exported) model, or a catalogue entry. Catalogue entries with random weights (`test-tiny`)
+are exported on first use, so tests and offline machines never need the network.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from vision.errors import ModelUnavailable
+from vision.manifest import IMAGE_ONNX, MANIFEST_NAME, ModelManifest
+
+CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "models"
+OPEN_CLIP_CONFIGS_DIR = CATALOGUE_DIR / "open_clip_configs"
+DEFAULT_MODEL = "vit-b-32-laion2b"
+
+_export_lock = threading.Lock()
+
+
+def vitrine_home() -> Path:
+    """The one data directory: `VITRINE_HOME`, default `./var`."""
+    return Path(os.environ.get("VITRINE_HOME", "var")).resolve()
+
+
+class ModelStore:
+    """Finds, lists and installs models; the only place that knows the folder layout."""
+
+    def __init__(self, home: Path | None = None, catalogue_dir: Path = CATALOGUE_DIR) -> None:
+        self.home = (home or vitrine_home()).resolve()
+        self.catalogue_dir = catalogue_dir
+
+    @property
+    def installed_root(self) -> Path:
+        return self.home / "models"
+
+    def installed_dir(self, name: str) -> Path:
+        return self.installed_root / name
+
+    def catalogue(self) -> dict[str, ModelManifest]:
+        entries = {}
+        for manifest_path in sorted(self.catalogue_dir.glob(f"*/{MANIFEST_NAME}")):
+            manifest = ModelManifest.load(manifest_path.parent)
+            entries[manifest.name] = manifest
+        return entries
+
+    def installed(self) -> dict[str, ModelManifest]:
+        entries = {}
+        for manifest_path in sorted(self.installed_root.glob(f"*/{MANIFEST_NAME}")):
+            manifest = ModelManifest.load(manifest_path.parent)
+            if IMAGE_ONNX in manifest.files:
+                entries[manifest.name] = manifest
+        return entries
+
+    def resolve(self, name: str, auto_export: bool = True) -> tuple[Path, ModelManifest]:
+        """The folder and manifest of an exported model, exporting random-weight models if needed."""
+        as_path = Path(name)
+        if (as_path / MANIFEST_NAME).is_file():
+            return as_path.resolve(), ModelManifest.load(as_path)
+        directory = self.installed_dir(name)
+        if (directory / MANIFEST_NAME).is_file() and (directory / IMAGE_ONNX).is_file():
+            return directory, ModelManifest.load(directory)
+        spec = self.catalogue().get(name)
+        if spec is None:
+            known = ", ".join(sorted({*self.catalogue(), *self.installed()})) or "none"
+            raise ModelUnavailable(f"Unknown model {name!r}. Known models: {known}. See `vitrine models list`.")
+        if spec.source.get("kind") == "random" and auto_export:
+            with _export_lock:
+                if not (directory / IMAGE_ONNX).is_file():
+                    export_into_store(self, spec)
+            return directory, ModelManifest.load(directory)
+        raise ModelUnavailable(
+            f"Model {name!r} ({spec.source_label}) is not installed in {self.installed_root}. "
+            f"Run `vitrine models pull {name}` (needs the network), or place its weights by hand "
+            f"and run `vitrine models export {name} --weights FILE`."
+        )
+
+
+def export_into_store(store: ModelStore, spec: ModelManifest, weights: str | None = None) -> ModelManifest:
+    """Export `spec` (optionally from a local weights file or folder) into the store. Needs torch."""
+    try:
+        from vision.export import export_model
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"Exporting model {spec.name!r} needs torch and open_clip, which are not installed "
+            f"({exc}). Install them with `pip install -e '.[torch]'`."
+        ) from None
+    return export_model(spec, store.installed_dir(spec.name), weights=weights)

@@ -1,0 +1,71 @@
+"""Build an open_clip model from a manifest's source. Imports torch: export, parity and training only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+
+from vision.errors import ModelUnavailable
+from vision.manifest import ModelManifest
+from vision.model_store import OPEN_CLIP_CONFIGS_DIR
+from vision.preprocess import PreprocessConfig
+
+_registered = False
+
+
+def register_project_configs() -> None:
+    """Make the project's custom architectures (`test-tiny`, ...) known to open_clip."""
+    global _registered
+    if not _registered:
+        open_clip.add_model_config(OPEN_CLIP_CONFIGS_DIR)
+        _registered = True
+
+
+def load_open_clip(spec: ModelManifest, weights: str | None = None) -> tuple[torch.nn.Module, Any, Any]:
+    """(model in eval mode, open_clip's own inference transform, open_clip's tokenizer).
+
+    `weights` overrides the source with a local checkpoint file or an hf-hub style folder
+    (open_clip_config.json plus weights), which is how files placed by hand are used.
+    """
+    register_project_configs()
+    source = spec.source
+    kind = source.get("kind")
+    name, pretrained = spec.architecture, None
+    if weights is not None:
+        path = Path(weights)
+        if path.is_dir():
+            name = f"local-dir:{path.resolve()}"
+        elif path.is_file():
+            pretrained = str(path.resolve())
+        else:
+            raise ModelUnavailable(f"Weights {weights!r} for model {spec.name!r} do not exist.")
+    elif kind == "random":
+        torch.manual_seed(int(source.get("seed", 0)))
+    elif kind == "open_clip":
+        pretrained = source["pretrained"]
+    elif kind == "checkpoint":
+        pretrained = source["path"]
+    elif kind == "hf-hub":
+        name = f"hf-hub:{source['id']}"
+    model, _, transform = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    return model, transform, tokenizer
+
+
+def preprocess_config_of(model: torch.nn.Module) -> PreprocessConfig:
+    """The inference preprocessing open_clip settled on for this model and these weights."""
+    cfg = model.visual.preprocess_cfg
+    size = cfg["size"]
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return PreprocessConfig(
+        image_size=(int(size[0]), int(size[1])),
+        mean=tuple(float(m) for m in cfg["mean"]),
+        std=tuple(float(s) for s in cfg["std"]),
+        resize_mode=cfg.get("resize_mode", "shortest"),
+        interpolation="bilinear" if cfg.get("interpolation") == "bilinear" else "bicubic",
+        fill_color=int(cfg.get("fill_color", 0)),
+    )

@@ -1,0 +1,77 @@
+"""Decode-and-embed pipeline: decoding of the next batch overlaps inference of the current one.
+
+Pillow releases the GIL while it decodes and resamples, so a small thread pool keeps the
+model fed. A bad image yields its `ImageRejected` in place and never stops the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from vision.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode_image
+from vision.embedder import Embedder
+from vision.errors import ImageRejected
+from vision.preprocess import PreprocessConfig, preprocess
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """One input's outcome: a unit vector, or the reason it was refused."""
+
+    index: int
+    vector: np.ndarray | None = None
+    error: ImageRejected | None = None
+
+
+def load_pixels(
+    source: ImageSource, config: PreprocessConfig, limits: DecodeLimits = DEFAULT_LIMITS, fast: bool = True
+) -> np.ndarray:
+    """Decode (with JPEG draft scaling when `fast`) and preprocess one image to (3, H, W)."""
+    image = decode_image(source, limits, draft_size=config.draft_size if fast else None)
+    return preprocess(image, config)
+
+
+def embed_sources(
+    embedder: Embedder,
+    sources: Iterable[ImageSource],
+    batch_size: int = 32,
+    workers: int = 2,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    fast: bool = True,
+) -> Iterator[EmbedResult]:
+    """Embed many images in order, yielding one result per input as batches complete."""
+    config = embedder.manifest.preprocess
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending: list[tuple[int, Future[np.ndarray]]] = []
+        # Keep one batch decoding ahead of the batch being embedded.
+        for index, source in enumerate(sources):
+            pending.append((index, pool.submit(load_pixels, source, config, limits, fast)))
+            if len(pending) >= 2 * batch_size:
+                yield from _embed_ready(embedder, pending[:batch_size])
+                del pending[:batch_size]
+        while pending:
+            yield from _embed_ready(embedder, pending[:batch_size])
+            del pending[:batch_size]
+
+
+def _embed_ready(embedder: Embedder, batch: list[tuple[int, Future[np.ndarray]]]) -> Iterator[EmbedResult]:
+    good: list[tuple[int, np.ndarray]] = []
+    failed: dict[int, ImageRejected] = {}
+    for index, future in batch:
+        try:
+            good.append((index, future.result()))
+        except ImageRejected as exc:
+            failed[index] = exc
+        except Exception as exc:  # a decoder bug must not sink the other images
+            failed[index] = ImageRejected(f"The image could not be processed ({type(exc).__name__}: {exc}).")
+    vectors = embedder.embed_pixels(np.stack([p for _, p in good])) if good else None
+    by_index = {index: vectors[row] for row, (index, _) in enumerate(good)} if vectors is not None else {}
+    for index, _ in batch:
+        if index in failed:
+            yield EmbedResult(index, error=failed[index])
+        else:
+            yield EmbedResult(index, vector=by_index[index])

@@ -1,0 +1,106 @@
+"""Preprocessing that reproduces open_clip's inference transform with PIL and NumPy alone.
+
+The same PIL resampling calls torchvision makes for PIL input, the same rounding for the
+crop, the same float32 arithmetic for normalisation: the result matches
+`open_clip.create_model_and_transforms(...)[2]` to within float rounding, without torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+ResizeMode = Literal["shortest", "longest", "squash"]
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What open_clip calls the preprocess config: target size (h, w), resize policy, normalisation."""
+
+    image_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = OPENAI_MEAN
+    std: tuple[float, float, float] = OPENAI_STD
+    resize_mode: ResizeMode = "shortest"
+    interpolation: Literal["bicubic", "bilinear"] = "bicubic"
+    fill_color: int = 0
+
+    @property
+    def draft_size(self) -> int:
+        """Size to ask a JPEG decoder for: twice the input keeps resampling quality."""
+        return 2 * max(self.image_size)
+
+
+def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
+    """One RGB image to a normalised float32 array of shape (3, H, W)."""
+    resized = _resize_and_crop(image, config)
+    pixels = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
+    mean = np.asarray(config.mean, dtype=np.float32)
+    std = np.asarray(config.std, dtype=np.float32)
+    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess_batch(images: Sequence[Image.Image], config: PreprocessConfig) -> np.ndarray:
+    """Several images to one (N, 3, H, W) float32 batch."""
+    batch = np.empty((len(images), 3, *config.image_size), dtype=np.float32)
+    for i, image in enumerate(images):
+        batch[i] = preprocess(image, config)
+    return batch
+
+
+def _resize_and_crop(image: Image.Image, config: PreprocessConfig) -> Image.Image:
+    target_h, target_w = config.image_size
+    resample = _RESAMPLE[config.interpolation]
+    if config.resize_mode == "squash":
+        return _resize(image, (target_w, target_h), resample)
+    if config.resize_mode == "longest":
+        image = _resize(image, _keep_ratio_size(image, config.image_size, longest=True), resample)
+        return _center_crop_or_pad(image, config.image_size, config.fill_color)
+    if target_h == target_w:
+        size = _shortest_edge_size(image.size, target_h)
+    else:
+        size = _keep_ratio_size(image, config.image_size, longest=False)
+    return _center_crop_or_pad(_resize(image, size, resample), config.image_size, config.fill_color)
+
+
+def _resize(image: Image.Image, size: tuple[int, int], resample: Image.Resampling) -> Image.Image:
+    return image if image.size == size else image.resize(size, resample)
+
+
+def _shortest_edge_size(size: tuple[int, int], short_target: int) -> tuple[int, int]:
+    """torchvision's Resize(int) output size: the short edge to target, the long edge truncated."""
+    width, height = size
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = short_target, int(short_target * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def _keep_ratio_size(image: Image.Image, target: tuple[int, int], longest: bool) -> tuple[int, int]:
+    """open_clip's ResizeKeepRatio: scale by the longest or the shortest edge ratio, rounded."""
+    height, width = image.height, image.width
+    ratio_h, ratio_w = height / target[0], width / target[1]
+    ratio = max(ratio_h, ratio_w) if longest else min(ratio_h, ratio_w)
+    return (round(width / ratio), round(height / ratio))
+
+
+def _center_crop_or_pad(image: Image.Image, target: tuple[int, int], fill: int) -> Image.Image:
+    crop_h, crop_w = target
+    if crop_w > image.width or crop_h > image.height:
+        left = (crop_w - image.width) // 2 if crop_w > image.width else 0
+        top = (crop_h - image.height) // 2 if crop_h > image.height else 0
+        canvas = Image.new(image.mode, (max(crop_w, image.width), max(crop_h, image.height)), (fill,) * 3)
+        canvas.paste(image, (left, top))
+        image = canvas
+    if image.size == (crop_w, crop_h):
+        return image
+    top = round((image.height - crop_h) / 2.0)
+    left = round((image.width - crop_w) / 2.0)
+    return image.crop((left, top, left + crop_w, top + crop_h))
