@@ -187,7 +187,7 @@ def _wide_grey_to_8bit(image: Image.Image) -> Image.Image:
     else:
         top = 255.0
     scaled = np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(scaled, mode="L")
+    return Image.fromarray(scaled)
 
 
 def _too_many_bytes(size: int | None, max_bytes: int) -> ImageRejected:

@@ -66,8 +66,9 @@ def _resize_and_crop(image: Image.Image, config: PreprocessConfig) -> Image.Imag
         return _center_crop_or_pad(image, config.image_size, config.fill_color)
     if target_h == target_w:
         size = _shortest_edge_size(image.size, target_h)
-    else:
+    else:  # open_clip builds ResizeKeepRatio here without passing the interpolation: always bicubic
         size = _keep_ratio_size(image, config.image_size, longest=False)
+        resample = Image.Resampling.BICUBIC
     return _center_crop_or_pad(_resize(image, size, resample), config.image_size, config.fill_color)
 
 
