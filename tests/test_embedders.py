@@ -89,6 +89,7 @@ def test_draft_fast_path_keeps_embeddings_of_real_photos(backends, real_photos):
 def test_serving_path_never_imports_torch(tiny, real_photos, vitrine_home):
     script = (
         "import sys, json\n"
+        "import api.cli\n"
         "from vision.embedder import open_embedder\n"
         "from vision.pipeline import embed_sources\n"
         "e = open_embedder('test-tiny', 'onnx-int8')\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from open_clip.tokenizer import SimpleTokenizer, default_bpe
+from open_clip.tokenizer import SimpleTokenizer, default_bpe, get_clean_fn
 
-from vision.tokenizer import ClipTokenizer
+from vision.tokenizer import ClipTokenizer, clean_text
 
 TEXTS = [
     "gold hoop earring with red stone",
@@ -28,6 +28,13 @@ def test_clip_bpe_matches_open_clip():
     got = ours(TEXTS)
     assert got.dtype == np.int64 and got.shape == (len(TEXTS), 77)
     np.testing.assert_array_equal(got, theirs(TEXTS).numpy())
+
+
+@pytest.mark.parametrize("mode", ["lower", "whitespace", "canonicalize"])
+def test_cleaning_matches_open_clip(mode):
+    theirs = get_clean_fn(mode)
+    for text in [*TEXTS, "snake_case_name, with: punctuation!?", "  Tabs\tand\nNew   lines  "]:
+        assert clean_text(text, mode) == theirs(text), text
 
 
 def test_truncation_keeps_end_of_text_last():

@@ -182,7 +182,7 @@ def bench_embed(
     ] = False,
     batch: Annotated[int, typer.Option(help="Batch size for the embedding-only rates.")] = 32,
     rounds: Annotated[int, typer.Option(help="Timed batches per backend.")] = 3,
-    photos: Annotated[int, typer.Option(help="12-megapixel JPEGs through the pipeline.")] = 64,
+    photos: Annotated[int, typer.Option(help="12-megapixel JPEGs through the pipeline.")] = 256,
     threads: Annotated[int, typer.Option(help="Inference threads (0: all cores).")] = 0,
     torch: Annotated[bool, typer.Option("--torch/--no-torch", help="Include the torch baseline.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from vision.tokenizer import clean_text
-
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-def _clean(text: str, mode: str) -> str:
-    if mode == "lower":
-        return clean_text(text)
-    squashed = " ".join(clean_text(text).split()) if mode == "canonicalize" else " ".join(text.split())
-    if mode == "canonicalize":  # open_clip: strip punctuation, lowercase, squash whitespace
-        return " ".join(squashed.translate(_PUNCTUATION).lower().split())
-    return squashed.strip()
+from vision.tokenizer import CleanMode, clean_text
 
 
 class HfTokenizer:
@@ -29,7 +17,7 @@ class HfTokenizer:
         self,
         path: Path,
         context_length: int,
-        clean: str = "whitespace",
+        clean: CleanMode = "whitespace",
         pad_id: int = 0,
         strip_sep_id: int | None = None,
     ) -> None:
@@ -47,7 +35,7 @@ class HfTokenizer:
     def __call__(self, texts: str | Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
             texts = [texts]
-        encoded = self._tokenizer.encode_batch([_clean(t, self._clean) for t in texts])
+        encoded = self._tokenizer.encode_batch([clean_text(t, self._clean) for t in texts])
         ids = np.asarray([e.ids for e in encoded], dtype=np.int64).reshape(len(texts), self.context_length)
         if self._strip_sep_id is not None:
             ids[ids == self._strip_sep_id] = 0

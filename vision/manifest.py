@@ -89,6 +89,7 @@ class ModelManifest:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)
         os.replace(handle.name, directory / MANIFEST_NAME)
 
 

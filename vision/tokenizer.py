@@ -10,9 +10,11 @@ from __future__ import annotations
 import gzip
 import html
 import itertools
+import string
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import ftfy
 import numpy as np
@@ -37,10 +39,21 @@ def _byte_to_unicode() -> dict[int, str]:
     return {byte: chr(code) for byte, code in zip(printable, codes, strict=True)}
 
 
-def clean_text(text: str) -> str:
-    """open_clip's 'lower' cleaning: fix mojibake, unescape HTML twice, squash whitespace, lowercase."""
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+CleanMode = Literal["lower", "whitespace", "canonicalize"]
+
+
+def clean_text(text: str, mode: CleanMode = "lower") -> str:
+    """open_clip's text cleaning: fix mojibake, unescape HTML twice, squash whitespace, then
+
+    'lower' lowercases (CLIP's default), 'whitespace' keeps case, and 'canonicalize'
+    (SigLIP) also drops punctuation, underscores becoming spaces.
+    """
     text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
-    return " ".join(text.split()).strip().lower()
+    if mode == "canonicalize":
+        text = text.replace("_", " ").translate(_PUNCTUATION).lower()
+    text = " ".join(text.split()).strip()
+    return text.lower() if mode == "lower" else text
 
 
 class ClipTokenizer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,7 @@ class TorchEmbedder:
     def from_manifest(cls, manifest: ModelManifest, directory: Path | None = None) -> TorchEmbedder:
         source = manifest.source
         weights = source.get("path") if source.get("kind") == "checkpoint" else None
-        spec = manifest
-        if weights is not None and "was" in source:
-            from dataclasses import replace
-
-            spec = replace(manifest, source=dict(source["was"]))
+        spec = replace(manifest, source=dict(source["was"])) if weights and "was" in source else manifest
         model, transform, tokenizer = load_open_clip(spec, weights)
         return cls(model, transform, tokenizer, manifest)
 
