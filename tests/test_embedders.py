@@ -127,3 +127,29 @@ def test_unknown_and_uninstalled_models_explain_themselves(tmp_path: Path):
         store.resolve("nope")
     with pytest.raises(ModelUnavailable, match=r"not installed.*vitrine models pull vit-b-32-laion2b"):
         store.resolve("vit-b-32-laion2b")
+
+
+def test_export_from_a_hand_placed_hub_folder_takes_its_preprocessing(tmp_path: Path, store, backends, photos):
+    """How `models pull` output is placed by hand offline: an hf-hub style folder (config + weights)."""
+    from vision.export import export_model
+    from vision.model_store import OPEN_CLIP_CONFIGS_DIR
+
+    folder = tmp_path / "hub-folder"
+    folder.mkdir()
+    torch.save(backends["torch"].model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    model_cfg = json.loads((OPEN_CLIP_CONFIGS_DIR / "test-tiny.json").read_text())
+    preprocess_cfg = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash"}
+    (folder / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg})
+    )
+
+    spec = ModelManifest.load(store.catalogue_dir / "test-tiny")
+    spec.name = "tiny-from-folder"
+    manifest = export_model(spec, store.installed_dir(spec.name), weights=str(folder), quantize=False)
+    assert manifest.preprocess.mean == (0.5, 0.5, 0.5) and manifest.preprocess.resize_mode == "squash"
+    served = open_embedder("tiny-from-folder", "onnx", store)
+    reference = open_embedder("tiny-from-folder", "torch", store)
+    assert _cosines(served.embed_images(photos[:6]), reference.embed_images(photos[:6])).min() >= 0.9999
+    # Same weights as test-tiny, other preprocessing: close to, but not the same as, test-tiny's vectors.
+    other = _cosines(served.embed_images(photos[:6]), backends["onnx"].embed_images(photos[:6]))
+    assert other.min() < 0.99999

@@ -61,3 +61,35 @@ def test_hf_tokenizer_pads_truncates_and_cleans(tmp_path):
     np.testing.assert_array_equal(ids, [[3, 4, 0, 0], [3, 4, 5, 3]])
     plain = HfTokenizer(path, context_length=4, clean="whitespace", pad_id=0)
     assert plain(["Gold hoop"])[0].tolist() == [2, 4, 0, 0]  # case kept: "Gold" is unknown
+
+
+def test_hf_tokenizer_export_matches_open_clip(tmp_path):
+    """A SigLIP-style tokenizer (WordLevel + EOS template), saved by export, tokenises as open_clip does."""
+    pytest.importorskip("transformers")
+    from open_clip.tokenizer import HFTokenizer
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    from vision.export import _save_tokenizer
+    from vision.hf_tokenizer import HfTokenizer
+
+    words = ["gold", "hoop", "earring", "red", "stone", "mug", "snake", "case"]
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
+    backend = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = Whitespace()
+    backend.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    source = tmp_path / "hf-source"
+    PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", eos_token="</s>"
+    ).save_pretrained(source)
+    reference = HFTokenizer(str(source), context_length=6, clean="canonicalize")
+    exported = tmp_path / "exported"
+    exported.mkdir()
+    info = _save_tokenizer(reference, exported)
+    assert info["kind"] == "hf" and info["clean"] == "canonicalize" and info["context_length"] == 6
+    ours = HfTokenizer(exported / info["file"], context_length=6, clean=info["clean"], pad_id=info["pad_id"])
+    texts = ["Gold HOOP earring!", "red_stone mug", "", "gold gold gold gold gold gold gold gold", "unknown words"]
+    np.testing.assert_array_equal(ours(texts), reference(texts).numpy())
