@@ -62,6 +62,12 @@ def test_embed_json_reports_each_file_and_fails_if_any_is_refused(tiny, real_pho
     assert good_only.exit_code == 0
     exact = runner.invoke(app, ["embed", str(real_photos[0]), "--model", "test-tiny", "--json", "--exact"])
     assert exact.exit_code == 1 and "too many pixels" in exact.output  # 93 MP decoded in full: refused
+    roomy = runner.invoke(
+        app, ["embed", str(real_photos[0]), "--model", "test-tiny", "--exact", "--max-megapixels", "100", "--json"]
+    )
+    assert roomy.exit_code == 0, roomy.output
+    strict = runner.invoke(app, ["embed", str(real_photos[3]), "--model", "test-tiny", "--max-mb", "0.01", "--json"])
+    assert strict.exit_code == 1 and "too large" in strict.output
 
 
 def test_models_list_and_info(tiny):

@@ -265,3 +265,35 @@ def test_real_93_megapixel_catalog_photo_is_accepted_through_the_draft_path(real
     assert "too many pixels" in _refused(largest)
     image = decode_image(largest, draft_size=448)
     assert image.mode == "RGB" and min(image.size) >= 448 and image.width * image.height < 2_000_000
+
+
+def test_corrupted_images_only_ever_raise_image_rejected():
+    """Random bit flips and cuts in every format: each input is decoded or refused, never anything else."""
+    rng = np.random.default_rng(7)
+    noisy = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    originals = [
+        encode(noisy, "JPEG", quality=80),
+        encode(noisy, "PNG"),
+        encode(noisy, "GIF"),
+        encode(noisy, "WEBP", quality=80),
+        encode(noisy, "TIFF"),
+        encode(noisy, "BMP"),
+    ]
+    outcomes = {"decoded": 0, "refused": 0}
+    start = time.perf_counter()
+    for original in originals:
+        for _ in range(60):
+            data = bytearray(original)
+            for position in rng.integers(0, len(data), size=int(rng.integers(1, 8))):
+                data[position] = int(rng.integers(0, 256))
+            if rng.random() < 0.3:
+                data = data[: int(rng.integers(1, len(data)))]
+            try:
+                image = decode_image(bytes(data))
+                assert image.mode == "RGB"
+                outcomes["decoded"] += 1
+            except ImageRejected as exc:
+                assert str(exc)
+                outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and outcomes["decoded"] > 0
+    assert time.perf_counter() - start < 60  # nothing hung

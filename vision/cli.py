@@ -133,6 +133,9 @@ def embed_command(
     model: ModelOption = DEFAULT_MODEL,
     backend: Annotated[str, typer.Option(help="onnx, onnx-int8 or torch.")] = "onnx",
     exact: Annotated[bool, typer.Option("--exact", help="Decode JPEGs at full size (no draft fast path).")] = False,
+    max_mb: Annotated[float, typer.Option(help="Refuse files larger than this many megabytes.")] = 25.0,
+    max_megapixels: Annotated[float, typer.Option(help="Refuse images that decode to more pixels.")] = 50.0,
+    min_side: Annotated[int, typer.Option(help="Refuse images smaller than this on either side.")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
 ) -> None:
     """Embed image files; prints each embedding's dimension and norm, or why the file was refused.
@@ -141,6 +144,7 @@ def embed_command(
     """
     import numpy as np
 
+    from vision.decode import DecodeLimits
     from vision.embedder import BACKENDS, open_embedder
     from vision.pipeline import load_pixels
 
@@ -150,10 +154,11 @@ def embed_command(
         embedder = open_embedder(model, backend)  # type: ignore[arg-type]
     except ModelUnavailable as exc:
         _fail(str(exc))
+    limits = DecodeLimits(max_bytes=int(max_mb * 1e6), max_pixels=int(max_megapixels * 1e6), min_side=min_side)
     refused = 0
     for path in files:
         try:
-            pixels = load_pixels(path, embedder.manifest.preprocess, fast=not exact)
+            pixels = load_pixels(path, embedder.manifest.preprocess, limits, fast=not exact)
             vector = embedder.embed_pixels(pixels[None])[0]
             row = {
                 "file": str(path),

@@ -98,7 +98,7 @@ def decode_image(
             return _to_rgb(_upright(image))
         except Image.DecompressionBombError:
             raise _too_many_pixels(image.size, limits) from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except Exception as exc:  # any decoder failure is the file's fault, never a crash
             if "truncated" in str(exc).lower():
                 raise ImageRejected(
                     "The image file is truncated (the upload or download was cut short); please send the complete file."
