@@ -144,3 +144,10 @@ def test_bench_embed_prints_the_promised_figures(tiny):
     ):
         assert figures[key] > 0, key
     assert figures["ratios"]["onnx_vs_torch"] > 0
+
+
+def test_bench_decode_times_real_photos(real_photos):
+    result = runner.invoke(app, ["bench", "decode", str(real_photos[1]), "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["files"][0]
+    assert row["megapixels"] > 20 and row["full_decode_ms"] > 0 and row["draft_decode_ms"] > 0

@@ -7,6 +7,7 @@ shared 2-core machine only ratios measured together are worth comparing.
 
 from __future__ import annotations
 
+import io
 import os
 import statistics
 import time
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from vision.decode import decode_image
+from vision.decode import DecodeLimits, decode_image
 from vision.manifest import ModelManifest
 from vision.model_store import ModelStore
 from vision.onnx_embedder import OnnxEmbedder, default_threads
@@ -156,13 +158,16 @@ def _torch_images_per_s(
     return _images_per_s(lambda: embedder.embed_pixels(pixels), settings)
 
 
-def _decode_timings(photos: list[bytes], config: PreprocessConfig) -> dict[str, float]:
+def _decode_timings(photos: list[bytes], config: PreprocessConfig, repeats: int = 1) -> dict[str, float]:
+    limits = DecodeLimits(max_bytes=200_000_000, max_pixels=500_000_000)
+
     def median_ms(draft: int | None) -> float:
         times = []
-        for photo in photos:
-            start = time.perf_counter()
-            decode_image(photo, draft_size=draft)
-            times.append((time.perf_counter() - start) * 1000)
+        for _ in range(repeats):
+            for photo in photos:
+                start = time.perf_counter()
+                decode_image(photo, limits, draft_size=draft)
+                times.append((time.perf_counter() - start) * 1000)
         return statistics.median(times)
 
     full, draft = median_ms(None), median_ms(config.draft_size)
@@ -171,3 +176,21 @@ def _decode_timings(photos: list[bytes], config: PreprocessConfig) -> dict[str, 
         "draft_decode_ms": round(draft, 2),
         "draft_decode_speedup": round(full / draft, 2),
     }
+
+
+def run_decode_bench(files: list[Path], config: PreprocessConfig, repeats: int = 5) -> dict:
+    """Full vs draft decode time of each given JPEG (real photos), medians over `repeats`."""
+    rows = []
+    for path in files:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as header:
+            size = header.size
+        rows.append(
+            {
+                "file": path.name,
+                "megapixels": round(size[0] * size[1] / 1e6, 1),
+                "mb": round(len(data) / 1e6, 2),
+                **_decode_timings([data], config, repeats),
+            }
+        )
+    return {"draft_size": config.draft_size, "files": rows}

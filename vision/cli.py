@@ -210,3 +210,15 @@ def bench_embed(
         _fail(str(exc))
     print(json.dumps(result, indent=None if as_json else 2))
     sys.stdout.flush()
+
+
+@bench_app.command("decode")
+def bench_decode(
+    files: Annotated[list[Path], typer.Argument(help="JPEG photos to time.")],
+    size: Annotated[int, typer.Option(help="Model input size the draft decode aims at.")] = 224,
+    repeats: Annotated[int, typer.Option(help="Timed decodes per file and path.")] = 5,
+) -> None:
+    """Full vs draft (DCT-scaled) decode time per photo, as JSON: the fast path's gain on real files."""
+    from vision.bench import run_decode_bench
+
+    print(json.dumps(run_decode_bench(files, PreprocessConfig(image_size=(size, size)), repeats)))
