@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from index.cli import bench_index, index_app
 from vision.cli import bench_app, embed_command, models_app
 
 app = typer.Typer(
@@ -13,7 +14,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(models_app, name="models")
+app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
+bench_app.command("index")(bench_index)
 app.command("embed")(embed_command)
 
 

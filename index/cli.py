@@ -1,0 +1,114 @@
+"""`vitrine index ...` and `vitrine bench index`: build, rebuild and inspect the vector index."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from index.errors import IndexError_
+from index.planner import IndexPlan, parse_size, plan_index
+
+err = Console(stderr=True)
+index_app = typer.Typer(help="Build, rebuild and inspect the vector index.", no_args_is_help=True)
+
+
+def _home() -> Path:
+    return Path(os.environ.get("VITRINE_HOME", "var"))
+
+
+StoreOption = Annotated[
+    Path | None, typer.Option("--store", help="Vector store folder [default: $VITRINE_HOME/vectors].")
+]
+IndexOption = Annotated[Path | None, typer.Option("--index", help="Index folder [default: $VITRINE_HOME/index].")]
+BudgetOption = Annotated[str, typer.Option("--memory-budget", help="Memory the index may use, e.g. 2GB, 512MB.")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def _build(store_dir: Path, index_dir: Path, plan_for: str | None, budget: str, as_json: bool) -> None:
+    from index.build import build_from_store
+    from index.engines import EngineSpec, default_nlist
+    from index.persistence import save_index
+    from index.vector_store import VectorStore
+
+    try:
+        store = VectorStore.open(store_dir)
+        count = store.count()
+        plan = plan_index(count, store.dim, parse_size(budget))
+        if plan_for and plan_for != "auto" and plan_for != plan.spec.kind:
+            spec = EngineSpec(kind=plan_for, nlist=default_nlist(count))  # type: ignore[arg-type]
+            plan = IndexPlan(
+                spec, plan.vectors_in_memory, 0, f"{plan_for} as asked (the planner chose {plan.spec.kind})"
+            )
+        err.print(f"[bold]{plan.spec.kind}[/]: {plan.reason}")
+        columns = [TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("index", total=count)
+            index = build_from_store(store, plan, lambda done: progress.advance(task, done))
+        save_index(index, index_dir)
+    except (IndexError_, ValueError) as exc:
+        _fail(str(exc))
+    summary = {"index": str(index_dir), "count": len(index), "model_id": index.model_id, **plan.to_json()}
+    print(json.dumps(summary) if as_json else f"indexed {len(index):,} vectors into {index_dir}")
+
+
+@index_app.command("build")
+def index_build(
+    store: StoreOption = None,
+    index: IndexOption = None,
+    memory_budget: BudgetOption = "2GB",
+    kind: Annotated[str, typer.Option(help="auto, flat, ivf-sq8 or ivf-pq.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan and result as JSON.")] = False,
+) -> None:
+    """Choose an index for the catalog size and memory budget, say why, and build it from the vector store."""
+    _build(store or _home() / "vectors", index or _home() / "index", kind, memory_budget, as_json)
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    store: StoreOption = None,
+    index: IndexOption = None,
+    memory_budget: BudgetOption = "2GB",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Recreate the index from the vector store (the source of truth), e.g. after corruption or a model change."""
+    _build(store or _home() / "vectors", index or _home() / "index", "auto", memory_budget, as_json)
+
+
+@index_app.command("info")
+def index_info(index: IndexOption = None) -> None:
+    """Print the current index manifest (model, dimension, kind, count, checksums)."""
+    from index.persistence import read_manifest
+
+    try:
+        print(json.dumps(read_manifest(index or _home() / "index"), indent=2))
+    except IndexError_ as exc:
+        _fail(str(exc))
+
+
+def bench_index(
+    n: Annotated[str, typer.Option("--n", help="Vectors, e.g. 100k, 1M, 5M.")] = "100k",
+    dim: Annotated[int, typer.Option(help="Vector dimension.")] = 512,
+    kind: Annotated[str, typer.Option(help="auto (planner), flat, ivf-sq8 or ivf-pq.")] = "auto",
+    memory_budget: BudgetOption = "4GB",
+    nprobe: Annotated[int, typer.Option(help="Inverted lists probed per query (before filter scaling).")] = 16,
+    queries: Annotated[int, typer.Option(help="Queries for recall and batch throughput.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Build time, memory, recall@10 and latency of the index on the fixed synthetic generator, vs exact search."""
+    from index.bench import IndexBenchSettings, parse_count, run_index_bench
+
+    settings = IndexBenchSettings(
+        n=parse_count(n), dim=dim, kind=kind, memory_budget=parse_size(memory_budget), nprobe=nprobe, queries=queries
+    )
+    result = run_index_bench(settings, log=lambda m: err.print(m, style="dim"))
+    print(json.dumps(result, indent=None if as_json else 2))
