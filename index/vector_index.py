@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -111,6 +111,7 @@ class VectorIndex:
         self._attributes = AttributeColumns()
         self._id_map = IdMap()
         self._lock = ReadWriteLock()
+        self._live_cache: tuple[np.ndarray, np.ndarray] | None = None  # (live-row mask, its FAISS bitmap)
 
     # ---- reading -------------------------------------------------------------------------------------
 
@@ -245,6 +246,14 @@ class VectorIndex:
             self._kill(rows)
             return int((rows >= 0).sum())
 
+    def set_nprobe(self, nprobe: int) -> None:
+        """Lists an inverted file probes per query: the recall/latency dial (no effect on flat)."""
+        if nprobe < 1:
+            raise ValueError("nprobe must be at least 1")
+        with self._lock.write():
+            self.spec = replace(self.spec, nprobe=nprobe)
+            self._engine.spec = self.spec
+
     def train(self, sample: np.ndarray) -> None:
         """Train an inverted-file index on a representative sample before bulk adds (a no-op for flat).
 
@@ -300,7 +309,11 @@ class VectorIndex:
         self._ids.extend(ids)
         self._alive.extend(np.ones(len(ids), dtype=bool))
         self._id_map.set(ids, np.arange(first, first + len(ids), dtype=np.int64))
-        self._feed_engine()
+        self._live_cache = None
+        if self._engine.is_trained and self._engine.ntotal == first:
+            self._engine.add(vectors)  # straight from memory: no read-back of rows kept on disk
+        else:
+            self._feed_engine()
 
     def _feed_engine(self) -> None:
         """Add rows the engine lacks; an untrained inverted file trains once it has enough rows."""
@@ -321,11 +334,12 @@ class VectorIndex:
         rows = rows[rows >= 0]
         if len(rows):
             self._alive.view[rows] = False
+            self._live_cache = None
 
     def _allowed_rows(self, search_filter: SearchFilter) -> np.ndarray | None:
         """Mask of rows a search may return, or None when every row may be returned."""
-        if search_filter.is_empty and self._alive.view.all():
-            return None
+        if search_filter.is_empty:
+            return None if len(self._ids) == len(self._id_map) else self._live_rows()[0]
         allowed = self._alive.view.copy()
         if search_filter.constrains_attributes:
             allowed &= self._attributes.mask(search_filter)
@@ -364,7 +378,13 @@ class VectorIndex:
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, n_filtered: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
         fetch = k if self.spec.exact else k * self.spec.rerank_factor
-        bitmap = None if allowed is None else self._bitmap(allowed)
+        live = self._live_cache
+        if allowed is None:
+            bitmap = None
+        elif live is not None and allowed is live[0]:
+            bitmap = live[1]  # deletions only: the cached bitmap, not one packed per query
+        else:
+            bitmap = self._bitmap(allowed)
         nprobe = self.spec.nprobe
         if n_filtered is not None and not self.spec.exact:
             # The rarer the allowed rows, the farther their nearest ones may lie: probe more lists,
@@ -402,6 +422,14 @@ class VectorIndex:
                 best_scores, best_rows, np.take_along_axis(scores, top, axis=1), block[top], k
             )
         return best_scores, best_rows
+
+    def _live_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Live-row mask and bitmap, cached between writes (searches share them read-only)."""
+        cache = self._live_cache
+        if cache is None:
+            mask = self._alive.view.copy()
+            cache = self._live_cache = (mask, self._bitmap(mask))
+        return cache
 
     def _bitmap(self, allowed: np.ndarray) -> np.ndarray:
         """Packed bitmap over FAISS rows, in the bit order FAISS's IDSelectorBitmap reads."""
