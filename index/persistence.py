@@ -21,6 +21,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index.durable import flush_handle, fsync_path, write_atomically
 from index.errors import IndexCorrupted, IndexMismatch, IndexNotFound
 from index.vector_index import IndexState, VectorIndex
 
@@ -43,12 +44,12 @@ def save_index(index: VectorIndex, directory: Path) -> Path:
         for name, array in state.arrays.items():
             with (partial / f"{name}.npy").open("wb") as handle:
                 np.save(handle, array, allow_pickle=False)
-                _flush(handle)
+                flush_handle(handle)
         _write_vectors(partial / VECTORS_FILE, state)
         _write_json(partial / DICTIONARIES, state.dictionaries)
         if state.engine is not None:
             faiss.write_index(state.engine, str(partial / ENGINE_FILE))
-            _fsync_path(partial / ENGINE_FILE)
+            fsync_path(partial / ENGINE_FILE)
         manifest = {
             "format_version": FORMAT_VERSION,
             "model_id": state.model_id,
@@ -61,15 +62,11 @@ def save_index(index: VectorIndex, directory: Path) -> Path:
             "files": {p.name: _sha256(p) for p in sorted(partial.iterdir())},
         }
     _write_json(partial / MANIFEST, manifest)
-    _fsync_path(partial)
+    fsync_path(partial)
     final = directory / version
     os.rename(partial, final)
-    _fsync_path(directory)
-    pointer = directory / f".{CURRENT}.tmp"
-    pointer.write_text(version + "\n")
-    _fsync_path(pointer)
-    os.replace(pointer, directory / CURRENT)
-    _fsync_path(directory)
+    fsync_path(directory)
+    write_atomically(directory / CURRENT, (version + "\n").encode())
     _sweep(directory, keep=version)
     return final
 
@@ -147,26 +144,13 @@ def _write_vectors(path: Path, state: IndexState) -> None:
         start += len(block)
     out.flush()
     del out
-    _fsync_path(path)
+    fsync_path(path)
 
 
 def _write_json(path: Path, data: object) -> None:
     with path.open("w") as handle:
         json.dump(data, handle, indent=2)
-        _flush(handle)
-
-
-def _flush(handle: Any) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        flush_handle(handle)
 
 
 def _sha256(path: Path) -> str:

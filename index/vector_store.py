@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from index.durable import fsync_path, write_atomically
 from index.errors import IndexMismatch, IndexNotFound
 from index.filters import ItemAttributes
 
@@ -48,7 +49,7 @@ class VectorStore:
                     f"not {model_id!r} ({dim}-d); use another store or re-embed."
                 )
         else:
-            _atomic_write(meta_path, json.dumps({"model_id": model_id, "dim": dim, "format_version": 1}).encode())
+            write_atomically(meta_path, json.dumps({"model_id": model_id, "dim": dim, "format_version": 1}).encode())
 
     @classmethod
     def open(cls, directory: Path) -> VectorStore:
@@ -153,9 +154,9 @@ class VectorStore:
         final = self.directory / f"segment-{number:08d}.parquet"
         temporary = self.directory / f".{final.name}.tmp"
         pq.write_table(table, temporary)
-        _fsync(temporary)
+        fsync_path(temporary)
         os.replace(temporary, final)
-        _fsync(self.directory)
+        fsync_path(self.directory)
 
 
 def _vectors_of(table: pa.Table, dim: int) -> np.ndarray:
@@ -176,20 +177,3 @@ def _to_batch(table: pa.Table, dim: int) -> VectorBatch:
         )
     ]
     return VectorBatch(table.column("id").to_numpy(), _vectors_of(table, dim), attributes)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
