@@ -33,8 +33,11 @@ DICTIONARIES = "dictionaries.json"
 VECTORS_FILE = "vectors.npy"
 
 
-def save_index(index: VectorIndex, directory: Path) -> Path:
-    """Write `index` as a new version of `directory` and make it current. Returns the version folder."""
+def save_index(index: VectorIndex, directory: Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write `index` as a new version of `directory` and make it current. Returns the version folder.
+
+    `extra` is stored in the manifest for the caller (e.g. the vector-store segment the index covers).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     version = f"v{time.time_ns()}"
@@ -59,6 +62,7 @@ def save_index(index: VectorIndex, directory: Path) -> Path:
             "count": state.count,
             "rows": state.rows,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "extra": extra or {},
             "files": {p.name: _sha256(p) for p in sorted(partial.iterdir())},
         }
     _write_json(partial / MANIFEST, manifest)

@@ -77,6 +77,24 @@ class VectorStore:
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob("segment-*.parquet"))
 
+    @property
+    def last_segment(self) -> int:
+        """Number of the newest segment (0 when empty): an index records it to catch up later."""
+        segments = self.segments()
+        return _segment_number(segments[-1]) if segments else 0
+
+    def changes_since(self, segment: int) -> Iterator[tuple[VectorBatch, np.ndarray]]:
+        """Every row written after `segment`, in order, with its deleted flag: what an index replays."""
+        for path in self.segments():
+            if _segment_number(path) > segment:
+                table = pq.read_table(path)
+                yield _to_batch(table, self.dim), table.column("deleted").to_numpy(zero_copy_only=False)
+
+    def live_ids(self) -> np.ndarray:
+        """Ids whose latest row is not a tombstone."""
+        parts = [pq.read_table(path, columns=["id"]).column("id").to_numpy()[rows] for path, rows in self._winners()]
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
     def count(self) -> int:
         return sum(len(winners) for _, winners in self._winners())
 
@@ -149,14 +167,17 @@ class VectorStore:
                 "in_stock": pa.array([a.in_stock for a in attributes], pa.bool_()),
             }
         )
-        existing = self.segments()
-        number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
+        number = self.last_segment + 1
         final = self.directory / f"segment-{number:08d}.parquet"
         temporary = self.directory / f".{final.name}.tmp"
         pq.write_table(table, temporary)
         fsync_path(temporary)
         os.replace(temporary, final)
         fsync_path(self.directory)
+
+
+def _segment_number(path: Path) -> int:
+    return int(path.stem.split("-")[1])
 
 
 def _vectors_of(table: pa.Table, dim: int) -> np.ndarray:

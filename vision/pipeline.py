@@ -6,11 +6,13 @@ model fed. A bad image yields its `ImageRejected` in place and never stops the b
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from vision.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode_image
 from vision.embedder import Embedder
@@ -20,11 +22,21 @@ from vision.preprocess import PreprocessConfig, preprocess
 
 @dataclass(frozen=True)
 class EmbedResult:
-    """One input's outcome: a unit vector, or the reason it was refused."""
+    """One input's outcome: a unit vector (with the decoded size and, if asked, a JPEG thumbnail),
+    or the reason it was refused."""
 
     index: int
     vector: np.ndarray | None = None
     error: ImageRejected | None = None
+    size: tuple[int, int] | None = None
+    thumbnail: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    pixels: np.ndarray
+    size: tuple[int, int]
+    thumbnail: bytes | None
 
 
 def load_pixels(
@@ -35,6 +47,20 @@ def load_pixels(
     return preprocess(image, config)
 
 
+def _decode_for_embedding(
+    source: ImageSource, config: PreprocessConfig, limits: DecodeLimits, fast: bool, thumbnail_size: int | None
+) -> _Decoded:
+    image = decode_image(source, limits, draft_size=config.draft_size if fast else None)
+    thumbnail = None
+    if thumbnail_size:
+        small = image.copy()
+        small.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BICUBIC)
+        out = io.BytesIO()
+        small.save(out, format="JPEG", quality=85)
+        thumbnail = out.getvalue()
+    return _Decoded(preprocess(image, config), image.size, thumbnail)
+
+
 def embed_sources(
     embedder: Embedder,
     sources: Iterable[ImageSource],
@@ -42,14 +68,19 @@ def embed_sources(
     workers: int = 2,
     limits: DecodeLimits = DEFAULT_LIMITS,
     fast: bool = True,
+    thumbnail_size: int | None = None,
 ) -> Iterator[EmbedResult]:
-    """Embed many images in order, yielding one result per input as batches complete."""
+    """Embed many images in order, yielding one result per input as batches complete.
+
+    `thumbnail_size`: also return a JPEG thumbnail made from the decoded image (no second decode).
+    Sizes are of the decoded image (after any draft scaling), upright.
+    """
     config = embedder.manifest.preprocess
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        pending: list[tuple[int, Future[np.ndarray]]] = []
+        pending: list[tuple[int, Future[_Decoded]]] = []
         # Keep one batch decoding ahead of the batch being embedded.
         for index, source in enumerate(sources):
-            pending.append((index, pool.submit(load_pixels, source, config, limits, fast)))
+            pending.append((index, pool.submit(_decode_for_embedding, source, config, limits, fast, thumbnail_size)))
             if len(pending) >= 2 * batch_size:
                 yield from _embed_ready(embedder, pending[:batch_size])
                 del pending[:batch_size]
@@ -58,8 +89,8 @@ def embed_sources(
             del pending[:batch_size]
 
 
-def _embed_ready(embedder: Embedder, batch: list[tuple[int, Future[np.ndarray]]]) -> Iterator[EmbedResult]:
-    good: list[tuple[int, np.ndarray]] = []
+def _embed_ready(embedder: Embedder, batch: list[tuple[int, Future[_Decoded]]]) -> Iterator[EmbedResult]:
+    good: list[tuple[int, _Decoded]] = []
     failed: dict[int, ImageRejected] = {}
     for index, future in batch:
         try:
@@ -68,10 +99,12 @@ def _embed_ready(embedder: Embedder, batch: list[tuple[int, Future[np.ndarray]]]
             failed[index] = exc
         except Exception as exc:  # a decoder bug must not sink the other images
             failed[index] = ImageRejected(f"The image could not be processed ({type(exc).__name__}: {exc}).")
-    vectors = embedder.embed_pixels(np.stack([p for _, p in good])) if good else None
-    by_index = {index: vectors[row] for row, (index, _) in enumerate(good)} if vectors is not None else {}
+    vectors = embedder.embed_pixels(np.stack([d.pixels for _, d in good])) if good else None
+    decoded = {index: (row, d) for row, (index, d) in enumerate(good)}
     for index, _ in batch:
         if index in failed:
             yield EmbedResult(index, error=failed[index])
         else:
-            yield EmbedResult(index, vector=by_index[index])
+            row, d = decoded[index]
+            assert vectors is not None
+            yield EmbedResult(index, vector=vectors[row], size=d.size, thumbnail=d.thumbnail)

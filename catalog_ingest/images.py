@@ -1,0 +1,214 @@
+"""Image references → bytes: files inside the catalog folder, zip members, or http(s) URLs.
+
+Local paths must stay inside the catalog's folder (no absolute paths, no `..`, no symlink that
+leads out). URLs go through `UrlFetcher`, which refuses every scheme but http(s) and every
+address that is not public (loopback, private, link-local, cloud metadata...), checked after DNS
+resolution, again on the socket actually connected, and again after each redirect.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from catalog_ingest.errors import ImageUnavailable
+
+MAX_IMAGE_BYTES = 25 * 1000 * 1000
+_NOT_IMAGES = (b"<!doctype html", b"<html", b"<?xml", b"{", b"[")
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """How URLs are fetched. `allow_hosts` lets named hosts or addresses through the address guard
+    (tests serve images from 127.0.0.1 this way); nothing else that is not public gets through."""
+
+    timeout_s: float = 10.0
+    max_bytes: int = MAX_IMAGE_BYTES
+    retries: int = 3
+    backoff_s: float = 0.5
+    concurrency: int = 8
+    max_redirects: int = 5
+    allow_hosts: frozenset[str] = field(default_factory=frozenset)
+
+
+class UrlFetcher:
+    """Bounded, retried, SSRF-guarded HTTP GET of one image. Thread-safe; at most `concurrency` at once."""
+
+    def __init__(self, policy: FetchPolicy | None = None) -> None:
+        self.policy = policy or FetchPolicy()
+        self._client = httpx.Client(
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.policy.timeout_s),
+            limits=httpx.Limits(max_connections=self.policy.concurrency),
+            headers={"User-Agent": "Vitrine-catalog-ingest/0.1", "Accept": "image/*"},
+        )
+        self._slots = threading.BoundedSemaphore(self.policy.concurrency)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def fetch(self, url: str) -> bytes:
+        with self._slots:
+            for _ in range(self.policy.max_redirects + 1):
+                self._check_url(url)
+                response_url, body = self._get_with_retries(url)
+                if body is None:  # a redirect: check the next hop like the first
+                    url = response_url
+                    continue
+                return _sniffed(url, body)
+            raise ImageUnavailable(f"more than {self.policy.max_redirects} redirects ({url})")
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ImageUnavailable(f"only http and https URLs are fetched ({url})")
+        host = parts.hostname
+        if not host:
+            raise ImageUnavailable(f"no host name ({url})")
+        if host in self.policy.allow_hosts:
+            return
+        try:
+            infos = socket.getaddrinfo(
+                host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+            )
+        except socket.gaierror:
+            raise ImageUnavailable(f"the host {host!r} does not resolve ({url})") from None
+        for info in infos:
+            self._check_address(url, str(info[4][0]))
+
+    def _check_address(self, url: str, address: str) -> None:
+        if address in self.policy.allow_hosts:
+            return
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise ImageUnavailable(f"refused: a non-public address, {ip} ({url})")
+
+    def _get_with_retries(self, url: str) -> tuple[str, bytes | None]:
+        delay = self.policy.backoff_s
+        for attempt in range(self.policy.retries + 1):
+            try:
+                return self._get(url)
+            except _Retryable as exc:
+                if attempt == self.policy.retries:
+                    raise ImageUnavailable(f"{exc}, {attempt + 1} attempts ({url})") from None
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _get(self, url: str) -> tuple[str, bytes | None]:
+        try:
+            with self._client.stream("GET", url) as response:
+                self._check_peer(url, response)
+                if response.is_redirect:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise ImageUnavailable(f"redirect without a location ({url})")
+                    return urljoin(url, location), None
+                if response.status_code >= 500 or response.status_code == 429:
+                    raise _Retryable(f"the server answered {response.status_code}")
+                if response.status_code != 200:
+                    raise ImageUnavailable(f"the server answered {response.status_code} ({url})")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > self.policy.max_bytes:
+                    raise ImageUnavailable(
+                        f"over the {self.policy.max_bytes / 1e6:.0f} MB limit: {int(declared) / 1e6:.1f} MB ({url})"
+                    )
+                chunks, total = [], 0
+                for chunk in response.iter_bytes():
+                    total += len(chunk)
+                    if total > self.policy.max_bytes:
+                        raise ImageUnavailable(f"more than the {self.policy.max_bytes / 1e6:.0f} MB limit ({url})")
+                    chunks.append(chunk)
+                return url, b"".join(chunks)
+        except httpx.TimeoutException:
+            raise _Retryable(f"timed out after {self.policy.timeout_s:.0f} s") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+
+    def _check_peer(self, url: str, response: httpx.Response) -> None:
+        """The address actually connected to must pass too: DNS may answer differently the second time."""
+        stream = response.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if peer:
+            self._check_address(url, str(peer[0]))
+
+
+class _Retryable(Exception):
+    pass
+
+
+def _sniffed(url: str, body: bytes) -> bytes:
+    """The bytes decide, not the extension or the content type: refuse what is plainly not an image."""
+    if not body:
+        raise ImageUnavailable(f"the server sent no data ({url})")
+    head = body[:64].lstrip().lower()
+    if any(head.startswith(marker) for marker in _NOT_IMAGES) and b"<svg" not in body[:1024].lower():
+        raise ImageUnavailable(f"the server sent a web page or data, not an image ({url})")
+    return body
+
+
+class ImageResolver:
+    """Turns a row's image reference into bytes, confined to the catalog (folder or zip) or the web."""
+
+    def __init__(
+        self, root: Path | None, archive: zipfile.ZipFile | None, folder: str = "", fetcher: UrlFetcher | None = None
+    ) -> None:
+        self.root = root.resolve() if root is not None else None
+        self.archive = archive
+        self.folder = folder.strip("/")
+        self.fetcher = fetcher
+
+    def load(self, ref: str) -> bytes:
+        scheme = urlsplit(ref).scheme.lower()
+        if scheme in ("http", "https"):
+            if self.fetcher is None:
+                raise ImageUnavailable(f"URL images are not allowed in this run ({ref})")
+            return self.fetcher.fetch(ref)
+        if scheme and len(scheme) > 1:  # not a Windows drive letter
+            raise ImageUnavailable(f"only http(s) URLs or paths inside the catalog are accepted ({ref})")
+        relative = PurePosixPath(ref.replace("\\", "/"))
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ImageUnavailable(f"image paths must stay inside the catalog: no absolute paths, no '..' ({ref})")
+        if self.folder:
+            relative = PurePosixPath(self.folder) / relative
+        return self._from_zip(str(relative)) if self.archive is not None else self._from_folder(relative)
+
+    def _from_folder(self, relative: PurePosixPath) -> bytes:
+        assert self.root is not None
+        path = self.root / relative
+        try:
+            resolved = path.resolve(strict=True)
+        except (FileNotFoundError, RuntimeError):
+            raise ImageUnavailable(f"no such file in the catalog folder ({relative})") from None
+        if not resolved.is_relative_to(self.root):
+            raise ImageUnavailable(f"refused, it links outside the catalog folder ({relative})")
+        if not resolved.is_file():
+            raise ImageUnavailable(f"not a file ({relative})")
+        size = resolved.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageUnavailable(f"over the {MAX_IMAGE_BYTES / 1e6:.0f} MB limit: {size / 1e6:.1f} MB ({relative})")
+        return resolved.read_bytes()
+
+    def _from_zip(self, name: str) -> bytes:
+        assert self.archive is not None
+        try:
+            info = self.archive.getinfo(name)
+        except KeyError:
+            raise ImageUnavailable(f"no such file in the catalog zip ({name})") from None
+        if info.file_size > MAX_IMAGE_BYTES:
+            raise ImageUnavailable(
+                f"over the {MAX_IMAGE_BYTES / 1e6:.0f} MB limit: {info.file_size / 1e6:.1f} MB ({name})"
+            )
+        with self.archive.open(info) as member:
+            data = member.read(MAX_IMAGE_BYTES + 1)  # bounded even if the zip lies about sizes
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ImageUnavailable(f"over the {MAX_IMAGE_BYTES / 1e6:.0f} MB limit ({name})")
+        return data

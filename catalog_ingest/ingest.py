@@ -1,0 +1,400 @@
+"""`ingest_catalog`: one vendor file in; products, vectors and index entries out; every bad row reported.
+
+Per batch of rows: validate → look up what the database already has → load image bytes
+(concurrently: files, zip members, URLs) → hash → embed only new or changed images (decoding
+overlapped with inference) → commit: vectors to the store, then products to the database, then
+the in-memory index. Product and image ids are deterministic, so a rerun after a crash upserts the
+same rows; vectors whose product never reached the database are tombstoned when the next run starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from catalog_ingest.catalog_index import CatalogIndex
+from catalog_ingest.db import IngestJob, Product, ProductImage, Vendor, make_engine, session_factory
+from catalog_ingest.errors import CatalogError, ImageUnavailable
+from catalog_ingest.ids import image_id, product_id, product_of_image
+from catalog_ingest.images import FetchPolicy, ImageResolver, UrlFetcher
+from catalog_ingest.mapping import ColumnMapping
+from catalog_ingest.readers import open_catalog
+from catalog_ingest.validation import CatalogRow, Rejection, validate
+from catalog_ingest.workspace import Workspace
+from index.filters import ItemAttributes, SearchFilter
+from vision.embedder import Embedder
+from vision.pipeline import embed_sources
+
+BATCH_ROWS = 128
+THUMBNAIL_SIZE = 256
+
+
+@dataclass
+class IngestOptions:
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    sync: bool = False
+    near_duplicate_threshold: float = 0.97
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    batch_rows: int = BATCH_ROWS
+
+
+@dataclass
+class IngestSummary:
+    vendor: str
+    catalog: str
+    model_id: str
+    rows: int = 0
+    accepted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    images_embedded: int = 0
+    images_reused: int = 0
+    duration_s: float = 0.0
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicate_skus: list[dict] = field(default_factory=list)
+    near_duplicates: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        rejected_rows = {(r.row, r.line, r.sku) for r in self.rejected}
+        return {
+            "vendor": self.vendor,
+            "catalog": self.catalog,
+            "model_id": self.model_id,
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "rejected": len(rejected_rows),
+            "rejected_by_reason": dict(Counter(f"{r.field}: {_reason_kind(r.reason)}" for r in self.rejected)),
+            "duplicate_skus": self.duplicate_skus,
+            "near_duplicates": self.near_duplicates,
+            "images_embedded": self.images_embedded,
+            "images_reused": self.images_reused,
+            "duration_s": round(self.duration_s, 2),
+            "rows_per_s": round(self.rows / self.duration_s, 2) if self.duration_s else 0.0,
+            "images_per_s": round(self.images_embedded / self.duration_s, 2) if self.duration_s else 0.0,
+            "rejects": [r.to_json() for r in self.rejected],
+        }
+
+
+def _reason_kind(reason: str) -> str:
+    """Group reasons for the summary: the text before any detail (a quoted value, a path...)."""
+    for cut in (" (", ": ", " '", ' "'):
+        reason = reason.split(cut)[0]
+    return reason[:80]
+
+
+@dataclass
+class _Pending:
+    """A valid row on its way through the batch."""
+
+    row: CatalogRow
+    product: int
+    existing: Product | None
+    images: list[tuple[int, str, bytes | None, str]] = field(default_factory=list)  # (position, ref, bytes, sha)
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    failed: bool = False
+
+
+def ingest_catalog(
+    catalog: Path,
+    vendor: str,
+    embedder: Embedder,
+    workspace: Workspace,
+    options: IngestOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """Ingest `catalog` for `vendor`. Raises `CatalogError` for whole-file problems, before any write."""
+    options = options or IngestOptions()
+    began = time.perf_counter()
+    opened = open_catalog(catalog)
+    try:
+        options.mapping.check_headers(opened.headers)
+        engine = make_engine(workspace.database_url)
+        sessions = session_factory(engine)
+        model_id = embedder.manifest.model_id
+        index = CatalogIndex(workspace, model_id, embedder.manifest.embed_dim)
+        _reconcile(sessions, index)
+        fetcher = UrlFetcher(options.fetch)
+        resolver = ImageResolver(opened.root, opened.zip_file, options.mapping.image_folder, fetcher)
+        summary = IngestSummary(vendor=vendor, catalog=str(catalog), model_id=model_id)
+        with sessions() as session:
+            vendor_row = session.scalar(select(Vendor).where(Vendor.name == vendor))
+            if vendor_row is None:
+                vendor_row = Vendor(name=vendor)
+                session.add(vendor_row)
+            session.commit()
+            vendor_id = vendor_row.id
+            job = IngestJob(vendor_id=vendor_id, catalog=str(catalog), model_id=model_id)
+            session.add(job)
+            session.commit()
+            job_id = job.id
+        runner = _BatchRunner(vendor, vendor_id, embedder, index, sessions, resolver, workspace, options, summary)
+        seen: dict[int, int] = {}
+        batch: list = []
+        with ThreadPoolExecutor(max_workers=options.fetch.concurrency, thread_name_prefix="fetch") as loaders:
+            runner.loaders = loaders
+            for record in opened.records:
+                summary.rows += 1
+                if record.problem:
+                    summary.rejected.append(Rejection(record.number, "", "row", record.problem, line=record.line))
+                    continue
+                checked = validate(record.number or 0, options.mapping.apply(record.values))
+                if isinstance(checked, list):
+                    summary.rejected.extend(checked)
+                    continue
+                pid = product_id(vendor, checked.sku)
+                if pid in seen:
+                    summary.duplicate_skus.append({"sku": checked.sku, "row": checked.row, "kept_row": seen[pid]})
+                    summary.rejected.append(
+                        Rejection(checked.row, checked.sku, "sku", f"duplicate sku (kept row {seen[pid]})")
+                    )
+                    continue
+                seen[pid] = checked.row
+                batch.append((pid, checked))
+                if len(batch) >= options.batch_rows:
+                    runner.run(batch)
+                    batch = []
+                    if progress:
+                        progress(summary.rows, summary.images_embedded)
+            if batch:
+                runner.run(batch)
+        if options.sync:
+            summary.removed = runner.remove_absent(set(seen))
+        index.save()
+        fetcher.close()
+        summary.duration_s = time.perf_counter() - began
+        if progress:
+            progress(summary.rows, summary.images_embedded)
+        with sessions() as session:
+            job = session.get(IngestJob, job_id)
+            job.status = "done"
+            job.finished_at = datetime.now(UTC)
+            job.summary = {k: v for k, v in summary.to_json().items() if k != "rejects"}
+            session.commit()
+        engine.dispose()
+        return summary
+    finally:
+        opened.close()
+
+
+def _reconcile(sessions, index: CatalogIndex) -> None:  # type: ignore[no-untyped-def]
+    """Tombstone vectors whose product never reached the database (a crash between the two writes)."""
+    live = index.store.live_ids()
+    if not len(live):
+        return
+    with sessions() as session:
+        known = np.fromiter(session.scalars(select(ProductImage.id)), np.int64)
+    orphans = np.setdiff1d(live, known)
+    index.remove(orphans)
+
+
+class _BatchRunner:
+    def __init__(self, vendor, vendor_id, embedder, index, sessions, resolver, workspace, options, summary):  # type: ignore[no-untyped-def]
+        self.vendor, self.vendor_id = vendor, vendor_id
+        self.embedder: Embedder = embedder
+        self.index: CatalogIndex = index
+        self.sessions = sessions
+        self.resolver: ImageResolver = resolver
+        self.workspace: Workspace = workspace
+        self.options: IngestOptions = options
+        self.summary: IngestSummary = summary
+        self.loaders: ThreadPoolExecutor | None = None
+        self.vector_cache: dict[str, np.ndarray] = {}  # exact duplicate images embed once per run
+
+    def run(self, batch: Sequence[tuple[int, CatalogRow]]) -> None:
+        with self.sessions() as session:
+            existing = {
+                p.id: p
+                for p in session.scalars(
+                    select(Product)
+                    .where(Product.id.in_([pid for pid, _ in batch]))
+                    .options(selectinload(Product.images))
+                )
+            }
+        pending = [_Pending(row, pid, existing.get(pid)) for pid, row in batch]
+        self._load_images(pending)
+        self._embed(pending)
+        self._commit([p for p in pending if not p.failed])
+
+    def _load_images(self, pending: list[_Pending]) -> None:
+        assert self.loaders is not None
+        futures = []
+        for item in pending:
+            for position, ref in enumerate(item.row.images):
+                futures.append((item, position, ref, self.loaders.submit(self.resolver.load, ref)))
+        for item, position, ref, future in futures:
+            try:
+                data = future.result()
+                item.images.append((position, ref, data, hashlib.sha256(data).hexdigest()))
+            except ImageUnavailable as exc:
+                self._image_problem(item, position, str(exc))
+
+    def _image_problem(self, item: _Pending, position: int, reason: str) -> None:
+        field_name = "image" if position == 0 else "images"
+        self.summary.rejected.append(Rejection(item.row.row, item.row.sku, field_name, reason))
+        if position == 0:
+            item.failed = True
+
+    def _embed(self, pending: list[_Pending]) -> None:
+        todo: list[tuple[_Pending, int, str, bytes]] = []
+        for item in pending:
+            if item.failed:
+                continue
+            known = {img.position: img for img in item.existing.images} if item.existing else {}
+            for position, _ref, data, sha in item.images:
+                old = known.get(position)
+                if old is not None and old.sha256 == sha:
+                    vector = self.index.index.vector_of(old.id)
+                    if vector is not None:
+                        item.vectors[position], item.sizes[position] = vector, (old.width, old.height)
+                        continue
+                if sha in self.vector_cache:
+                    item.vectors[position], item.sizes[position] = self.vector_cache[sha]
+                    self.summary.images_reused += 1
+                    continue
+                todo.append((item, position, sha, data))
+        results = embed_sources(self.embedder, [data for *_, data in todo], thumbnail_size=THUMBNAIL_SIZE)
+        for (item, position, sha, _), result in zip(todo, results, strict=True):
+            if result.error is not None:
+                self._image_problem(item, position, str(result.error))
+                continue
+            assert result.vector is not None and result.size is not None
+            item.vectors[position], item.sizes[position] = result.vector, result.size
+            self.vector_cache[sha] = (result.vector, result.size)
+            if result.thumbnail:
+                self.workspace.store_thumbnail(sha, result.thumbnail)
+            self.summary.images_embedded += 1
+        if len(self.vector_cache) > 20_000:
+            self.vector_cache.clear()  # bounded memory: the cache only saves work within nearby batches
+
+    def _commit(self, items: list[_Pending]) -> None:
+        write_ids, write_vectors, write_attributes, dead = [], [], [], []
+        new_embeddings: list[tuple[_Pending, int, np.ndarray]] = []
+        with self.sessions() as session:
+            for item in items:
+                row = item.row
+                images = [(pos, ref, sha) for pos, ref, _data, sha in item.images if pos in item.vectors]
+                state = _image_state(images)
+                old_state = (
+                    _image_state([(i.position, i.source, i.sha256) for i in item.existing.images])
+                    if item.existing
+                    else None
+                )
+                if item.existing is not None and item.existing.row_hash == row.row_hash and old_state == state:
+                    self.summary.unchanged += 1
+                    continue
+                attributes = ItemAttributes(float(row.price), row.category, self.vendor, row.in_stock)
+                old_ids = {i.id for i in item.existing.images} if item.existing else set()
+                new_ids = set()
+                for pos, _ref, sha in images:
+                    iid = image_id(item.product, pos)
+                    new_ids.add(iid)
+                    write_ids.append(iid)
+                    write_vectors.append(item.vectors[pos])
+                    write_attributes.append(attributes)
+                    if item.existing is None or not any(
+                        i.position == pos and i.sha256 == sha for i in item.existing.images
+                    ):
+                        new_embeddings.append((item, iid, item.vectors[pos]))
+                dead.extend(old_ids - new_ids)
+                product = item.existing or Product(id=item.product, vendor_id=self.vendor_id, sku=row.sku)
+                _fill(product, row)
+                product.images = [
+                    ProductImage(
+                        id=image_id(item.product, pos),
+                        position=pos,
+                        source=ref,
+                        sha256=sha,
+                        width=item.sizes[pos][0],
+                        height=item.sizes[pos][1],
+                    )
+                    for pos, ref, sha in images
+                ]
+                session.merge(product)
+                if item.existing is None:
+                    self.summary.accepted += 1
+                else:
+                    self.summary.updated += 1
+            # Vectors first (the source of truth), then the database: a crash in between leaves only
+            # vectors without products, which the next run tombstones; never products without vectors.
+            if write_ids:
+                self.index.write(np.asarray(write_ids, np.int64), np.stack(write_vectors), write_attributes)
+            self.index.remove(np.asarray(sorted(dead), np.int64))
+            session.commit()
+        self._report_near_duplicates(new_embeddings)
+
+    def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]]) -> None:
+        threshold = self.options.near_duplicate_threshold
+        if not embedded or threshold >= 1:
+            return
+        vectors = np.stack([v for *_, v in embedded])
+        own = [image_id(item.product, 0) >> 4 for item, *_ in embedded]
+        result = self.index.index.search(vectors, 3, SearchFilter.of(vendors=[self.vendor]))
+        for q, (item, _iid, _v) in enumerate(embedded):
+            for other, score in result.hits(q):
+                if product_of_image(other) != own[q] and score >= threshold:
+                    self.summary.near_duplicates.append(
+                        {
+                            "sku": item.row.sku,
+                            "row": item.row.row,
+                            "similar_product_id": product_of_image(other),
+                            "cosine": round(score, 4),
+                        }
+                    )
+                    break
+
+    def remove_absent(self, present: set[int]) -> int:
+        """--sync: remove this vendor's products that the file no longer lists."""
+        with self.sessions() as session:
+            gone = [
+                p
+                for p in session.scalars(
+                    select(Product).where(Product.vendor_id == self.vendor_id).options(selectinload(Product.images))
+                )
+                if p.id not in present
+            ]
+            ids = np.asarray([i.id for p in gone for i in p.images], np.int64)
+            self.index.remove(ids)
+            for product in gone:
+                session.delete(product)
+            session.commit()
+        return len(gone)
+
+
+def _image_state(images: list[tuple[int, str, str]]) -> list[tuple[int, str]]:
+    return sorted((pos, sha) for pos, _ref, sha in images)
+
+
+def _fill(product: Product, row: CatalogRow) -> None:
+    product.title = row.title
+    product.price = Decimal(row.price)
+    product.currency = row.currency
+    product.category = row.category
+    product.brand = row.brand
+    product.color = row.color
+    product.in_stock = row.in_stock
+    product.url = row.url
+    product.description = row.description
+    product.row_hash = row.row_hash
+
+
+def load_mapping(path: Path | None) -> ColumnMapping:
+    return ColumnMapping.load(path) if path else ColumnMapping()
+
+
+__all__ = ["CatalogError", "IngestOptions", "IngestSummary", "ingest_catalog", "load_mapping"]
