@@ -134,6 +134,11 @@ class VectorIndex:
         with self._lock.read():
             return bool(self._id_map.rows_of(np.asarray([item_id]))[0] >= 0)
 
+    def ids(self) -> np.ndarray:
+        """Every id in the index, sorted."""
+        with self._lock.read():
+            return self._id_map.items()[0]
+
     def attributes_of(self, item_id: int) -> ItemAttributes | None:
         with self._lock.read():
             row = int(self._id_map.rows_of(np.asarray([item_id]))[0])

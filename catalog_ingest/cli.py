@@ -1,0 +1,192 @@
+"""`vitrine ingest`, `vitrine search` and `vitrine doctor`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from catalog_ingest.errors import CatalogError
+from catalog_ingest.workspace import Workspace
+
+err = Console(stderr=True)
+
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="Embedding model [default: $VITRINE_MODEL or vit-b-32-laion2b].")
+]
+
+
+def _model(name: str | None) -> str:
+    from vision.model_store import DEFAULT_MODEL
+
+    return name or os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def ingest_command(
+    catalog: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file, or a zip with one of them and images.")],
+    vendor: Annotated[str, typer.Option(help="Vendor name (created if new).")],
+    model: ModelOption = None,
+    mapping: Annotated[Path | None, typer.Option(help="TOML column mapping for files with other headers.")] = None,
+    sync: Annotated[bool, typer.Option("--sync", help="Remove the vendor's products absent from this file.")] = False,
+    allow_host: Annotated[
+        list[str] | None, typer.Option(help="Let image URLs reach this host/address though it is not public.")
+    ] = None,
+    near_duplicates: Annotated[float, typer.Option(help="Report same-vendor images above this cosine.")] = 0.97,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary, with every rejected row, as JSON.")
+    ] = False,
+) -> None:
+    """Ingest a vendor catalog: bad rows are reported with reasons, good ones become searchable products."""
+    from catalog_ingest.images import FetchPolicy
+    from catalog_ingest.ingest import IngestOptions, ingest_catalog, load_mapping
+    from vision.embedder import open_embedder
+    from vision.errors import ModelUnavailable
+
+    workspace = Workspace.from_env()
+    try:
+        options = IngestOptions(
+            mapping=load_mapping(mapping),
+            sync=sync,
+            near_duplicate_threshold=near_duplicates,
+            fetch=FetchPolicy(allow_hosts=frozenset(allow_host or ())),
+        )
+        embedder = open_embedder(_model(model), "onnx")
+    except (CatalogError, ModelUnavailable) as exc:
+        _fail(str(exc))
+    columns = [
+        TextColumn("[bold]ingesting[/]"),
+        BarColumn(pulse_style="cyan"),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TextColumn("{task.fields[rate]:.1f} images/s"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("ingest", total=None, rows=0, rate=0.0)
+        started = {}
+
+        def report(rows: int, images: int) -> None:
+            import time
+
+            now = time.perf_counter()
+            first = started.setdefault("t", now)
+            progress.update(task, rows=rows, rate=images / max(now - first, 1e-9))
+
+        try:
+            summary = ingest_catalog(catalog, vendor, embedder, workspace, options, progress=report)
+        except CatalogError as exc:
+            _fail(str(exc))
+    data = summary.to_json()
+    report_base = _write_reports(workspace, data)
+    if as_json:
+        print(json.dumps(data))
+        return
+    err.print(
+        f"{data['rows']:,} rows: {data['accepted']:,} new, {data['updated']:,} updated, "
+        f"{data['unchanged']:,} unchanged, {data['removed']:,} removed, {data['rejected']:,} rejected; "
+        f"{data['images_embedded']:,} images embedded in {data['duration_s']:.1f} s ({data['images_per_s']:.1f}/s)"
+    )
+    for reason, count in sorted(data["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
+        err.print(f"  rejected {count:>5}: {reason}")
+    if data["rejected"]:
+        err.print(f"reject report: {report_base}.csv and {report_base}.json")
+
+
+def _write_reports(workspace: Workspace, data: dict) -> Path:
+    import time
+
+    workspace.reports_dir.mkdir(parents=True, exist_ok=True)
+    base = workspace.reports_dir / f"ingest-{data['vendor']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base.with_suffix(".json").write_text(json.dumps(data, indent=2))
+    with base.with_suffix(".csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["row", "line", "sku", "field", "reason"])
+        writer.writeheader()
+        for row in data["rejects"]:
+            writer.writerow(row)
+    return base
+
+
+def search_command(
+    photo: Annotated[Path | None, typer.Argument(help="A photo to search with.")] = None,
+    text: Annotated[str | None, typer.Option(help="Words to search with (alone or with the photo).")] = None,
+    k: Annotated[int, typer.Option(help="Products to return.")] = 10,
+    model: ModelOption = None,
+    min_price: Annotated[float | None, typer.Option(help="Lowest price.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Highest price.")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only this category (repeatable).")] = None,
+    vendor: Annotated[list[str] | None, typer.Option(help="Only this vendor (repeatable).")] = None,
+    in_stock: Annotated[bool | None, typer.Option("--in-stock/--out-of-stock", help="Stock filter.")] = None,
+    text_weight: Annotated[float, typer.Option(help="Weight of the words when both are given.")] = 0.3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find the products a customer would be offered for a photo and/or words."""
+    import numpy as np
+
+    from catalog_ingest.catalog_index import CatalogIndex
+    from catalog_ingest.db import make_engine, session_factory
+    from catalog_ingest.search import search_products
+    from index.filters import SearchFilter
+    from vision.embedder import l2_normalise, open_embedder
+    from vision.errors import ImageRejected, ModelUnavailable
+    from vision.pipeline import load_pixels
+
+    if photo is None and not text:
+        _fail("give a photo, --text, or both")
+    try:
+        embedder = open_embedder(_model(model), "onnx")
+        parts = []
+        if photo is not None:
+            parts.append(
+                (
+                    1.0 - (text_weight if text else 0.0),
+                    embedder.embed_pixels(load_pixels(photo, embedder.manifest.preprocess)[None])[0],
+                )
+            )
+        if text:
+            parts.append((text_weight if photo is not None else 1.0, embedder.embed_texts([text])[0]))
+        query = l2_normalise(np.sum([w * v for w, v in parts], axis=0)[None])[0]
+        search_filter = SearchFilter.of(
+            min_price=min_price, max_price=max_price, categories=category, vendors=vendor, in_stock=in_stock
+        )
+    except (ImageRejected, ModelUnavailable, ValueError) as exc:
+        _fail(str(exc))
+    workspace = Workspace.from_env()
+    engine = make_engine(workspace.database_url)
+    index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim)
+    hits = search_products(index, session_factory(engine), query, k, search_filter)
+    if as_json:
+        print(json.dumps([h.to_json() for h in hits]))
+        return
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:>3}. {hit.score:.3f}  {hit.vendor}/{hit.sku}  {hit.title[:70]}  {hit.price} {hit.currency}")
+
+
+def doctor_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check that every product image has a vector and every vector a product, in store and index. Exit 1 if not."""
+    from catalog_ingest.doctor import check_workspace
+
+    report = check_workspace(Workspace.from_env())
+    if as_json:
+        print(json.dumps(report))
+    else:
+        for model in report["models"]:
+            drift = model["index_missing"]["count"] + model["index_extra"]["count"]
+            err.print(
+                f"{model['model_id']}: {model['images_in_database']:,} images, "
+                f"{model['vectors_in_store']:,} stored vectors, {model['vectors_in_index']:,} indexed; "
+                f"without vector {model['images_without_vector']['count']}, "
+                f"without product {model['vectors_without_product']['count']}, index drift {drift}"
+            )
+        err.print("healthy" if report["healthy"] else "[bold red]mismatch found[/]")
+    if not report["healthy"]:
+        raise typer.Exit(1)
