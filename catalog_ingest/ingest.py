@@ -251,7 +251,9 @@ class _BatchRunner:
             item.failed = True
 
     def _embed(self, pending: list[_Pending]) -> None:
-        todo: list[tuple[_Pending, int, str, bytes]] = []
+        """Give every loaded image a vector: kept from before if its bytes are unchanged, shared if the
+        same bytes appear elsewhere in the run, otherwise embedded (each distinct image once)."""
+        todo: dict[str, tuple[bytes, list[tuple[_Pending, int]]]] = {}
         for item in pending:
             if item.failed:
                 continue
@@ -267,14 +269,20 @@ class _BatchRunner:
                     item.vectors[position], item.sizes[position] = self.vector_cache[sha]
                     self.summary.images_reused += 1
                     continue
-                todo.append((item, position, sha, data))
-        results = embed_sources(self.embedder, [data for *_, data in todo], thumbnail_size=THUMBNAIL_SIZE)
-        for (item, position, sha, _), result in zip(todo, results, strict=True):
+                if sha in todo:
+                    self.summary.images_reused += 1
+                todo.setdefault(sha, (data, []))[1].append((item, position))
+        shas = list(todo)
+        results = embed_sources(self.embedder, [todo[sha][0] for sha in shas], thumbnail_size=THUMBNAIL_SIZE)
+        for sha, result in zip(shas, results, strict=True):
+            users = todo[sha][1]
             if result.error is not None:
-                self._image_problem(item, position, str(result.error))
+                for item, position in users:
+                    self._image_problem(item, position, str(result.error))
                 continue
             assert result.vector is not None and result.size is not None
-            item.vectors[position], item.sizes[position] = result.vector, result.size
+            for item, position in users:
+                item.vectors[position], item.sizes[position] = result.vector, result.size
             self.vector_cache[sha] = (result.vector, result.size)
             if result.thumbnail:
                 self.workspace.store_thumbnail(sha, result.thumbnail)

@@ -1,0 +1,262 @@
+"""Catalog ingest: formats, hostile rows, images from folders, zips and URLs, re-ingest, sync, dedup."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from catalogs import make_rows, product_photo, write_csv, write_jsonl, write_parquet
+from images import png_header_only
+from sqlalchemy import func, select
+
+from catalog_ingest.catalog_index import CatalogIndex
+from catalog_ingest.db import Product, ProductImage, make_engine, session_factory
+from catalog_ingest.doctor import check_workspace
+from catalog_ingest.errors import CatalogError
+from catalog_ingest.ingest import IngestOptions, ingest_catalog
+from catalog_ingest.mapping import ColumnMapping
+from catalog_ingest.search import search_products
+from catalog_ingest.workspace import Workspace
+from vision.embedder import open_embedder
+from vision.pipeline import load_pixels
+
+FLIPKART = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "flipkart-sample"
+MAPPINGS = Path(__file__).resolve().parents[1] / "catalog_ingest" / "mappings"
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny, store):
+    return open_embedder("test-tiny", "onnx", store)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "home")
+
+
+def _products(workspace: Workspace) -> dict[str, Product]:
+    engine = make_engine(workspace.database_url)
+    with session_factory(engine)() as session:
+        rows = {p.sku: p for p in session.scalars(select(Product))}
+    engine.dispose()
+    return rows
+
+
+def _search(workspace: Workspace, embedder, photo: bytes, k: int = 3):
+    engine = make_engine(workspace.database_url)
+    index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim)
+    query = embedder.embed_pixels(load_pixels(photo, embedder.manifest.preprocess)[None])[0]
+    hits = search_products(index, session_factory(engine), query, k)
+    engine.dispose()
+    return hits
+
+
+def test_good_csv_becomes_searchable_products(tmp_path: Path, workspace, embedder):
+    rows = make_rows(40)
+    summary = ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace)
+    data = summary.to_json()
+    assert (data["rows"], data["accepted"], data["rejected"], data["images_embedded"]) == (40, 40, 0, 40)
+    products = _products(workspace)
+    assert len(products) == 40 and str(products["SKU-00007"].price) == "17.50"
+    assert products["SKU-00004"].in_stock is False and products["SKU-00004"].category == "lamps"
+    hits = _search(workspace, embedder, product_photo(7))
+    assert hits[0].sku == "SKU-00007" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert check_workspace(workspace)["healthy"]
+
+
+HOSTILE = [
+    ({"sku": ""}, "sku", "missing"),
+    ({"price": "abc"}, "price", "not a number"),
+    ({"price": "-5"}, "price", "negative"),
+    ({"price": "inf"}, "price", "not a number"),
+    ({"price": "NaN"}, "price", "not a number"),
+    ({"title": "x" * 301}, "title", "longer than 300"),
+    ({"currency": "euros"}, "currency", "3-letter"),
+    ({"in_stock": "perhaps"}, "in_stock", "yes/no"),
+    ({"image": "photos/none.jpg"}, "image", "no such file"),
+    ({"image": "../outside.jpg"}, "image", "inside the catalog"),
+    ({"image": "/etc/passwd"}, "image", "inside the catalog"),
+    ({"image": "file:///etc/passwd"}, "image", "only http(s)"),
+    ({"image": "escape.jpg"}, "image", "links outside"),
+    ({"image": "notes.jpg"}, "image", "not an image"),
+    ({"image": "bomb.png"}, "image", "too many pixels"),
+    ({"image": "cut.jpg"}, "image", "truncated"),
+    ({"url": "javascript:alert(1)"}, "url", "http(s)"),
+]
+
+
+def test_hostile_rows_are_reported_and_never_sink_good_ones(tmp_path: Path, workspace, embedder):
+    folder = tmp_path / "cat"
+    folder.mkdir()
+    (tmp_path / "outside.jpg").write_bytes(product_photo(1))
+    (folder / "escape.jpg").symlink_to(tmp_path / "outside.jpg")
+    (folder / "notes.jpg").write_text("this is not a photo")
+    (folder / "bomb.png").write_bytes(png_header_only(50_000, 50_000))
+    (folder / "cut.jpg").write_bytes(product_photo(2, size=400)[:3000])
+    rows = make_rows(len(HOSTILE) + 10)
+    for row, (change, _, _) in zip(rows, HOSTILE, strict=False):
+        row.update(change)
+    rows.append(dict(rows[-1]))  # a duplicate sku: reported, the first kept
+    summary = ingest_catalog(write_csv(folder / "c.csv", rows), "acme", embedder, workspace).to_json()
+    assert summary["accepted"] == 10 and summary["rows"] == len(rows)
+    by_row = {r["row"]: r for r in summary["rejects"]}
+    for number, (_, field, words) in enumerate(HOSTILE, start=1):
+        assert by_row[number]["field"] == field, (number, by_row[number])
+        assert words in by_row[number]["reason"], (number, by_row[number])
+    assert summary["duplicate_skus"][0]["sku"] == rows[-1]["sku"]
+    assert set(_products(workspace)) == {r["sku"] for r in rows[len(HOSTILE) :]}
+
+
+def test_csv_dialects_bom_semicolons_tabs_quoted_newlines_bad_records(tmp_path: Path, workspace, embedder):
+    rows = make_rows(6)
+    rows[1]["title"] = 'Two-line\ntitle, with "quotes"'
+    write_csv(tmp_path / "semi.csv", rows, delimiter=";", bom=True)
+    first = ingest_catalog(tmp_path / "semi.csv", "acme", embedder, workspace).to_json()
+    assert first["accepted"] == 6 and _products(workspace)["SKU-00001"].title == 'Two-line title, with "quotes"'
+    tsv = tmp_path / "tabs.tsv"
+    write_csv(tsv, make_rows(3, start=10), delimiter="\t")
+    assert ingest_catalog(tsv, "tabs", embedder, workspace).to_json()["accepted"] == 3
+    broken = tmp_path / "broken.csv"
+    write_csv(broken, make_rows(4, start=20))
+    lines = broken.read_bytes().split(b"\n")
+    lines[2] = lines[2].rstrip(b"\r") + b",extra,fields\r"  # the csv module ends lines with \r\n
+    lines[3] = lines[3].replace(b"Product", b"Pr\xff\xfeoduct")
+    broken.write_bytes(b"\n".join(lines))
+    summary = ingest_catalog(broken, "broken", embedder, workspace).to_json()
+    assert summary["accepted"] == 2
+    reasons = " | ".join(r["reason"] for r in summary["rejects"])
+    assert "malformed CSV record" in reasons and "not valid UTF-8" in reasons
+
+
+def test_jsonl_parquet_and_zip_catalogs(tmp_path: Path, workspace, embedder):
+    (tmp_path / "j").mkdir()
+    rows = make_rows(5)
+    jsonl = write_jsonl(tmp_path / "j" / "c.jsonl", rows)
+    with jsonl.open("a") as handle:
+        handle.write("{not json\n[1, 2]\n")
+    summary = ingest_catalog(jsonl, "jsonl", embedder, workspace).to_json()
+    assert summary["accepted"] == 5 and {r["row"] for r in summary["rejects"]} == {6, 7}
+    (tmp_path / "p").mkdir()
+    parquet = write_parquet(tmp_path / "p" / "c.parquet", make_rows(5, start=100))
+    assert ingest_catalog(parquet, "parquet", embedder, workspace).to_json()["accepted"] == 5
+    archive = tmp_path / "catalog.zip"
+    zrows = make_rows(4, start=200)
+    zrows[3]["image"] = "../../evil.jpg"
+    write_csv(tmp_path / "tmp.csv", zrows)
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("catalog/c.csv", (tmp_path / "tmp.csv").read_text())
+        for row in zrows[:3]:
+            handle.writestr(row["image"], (tmp_path / row["image"]).read_bytes())
+    summary = ingest_catalog(archive, "zipped", embedder, workspace).to_json()
+    assert summary["accepted"] == 3 and "inside the catalog" in summary["rejects"][0]["reason"]
+
+
+def test_whole_file_problems_stop_before_anything_is_written(tmp_path: Path, workspace, embedder):
+    (tmp_path / "c.xlsx").write_bytes(b"PK not really")
+    with pytest.raises(CatalogError, match="Unknown catalog format"):
+        ingest_catalog(tmp_path / "c.xlsx", "acme", embedder, workspace)
+    rows = [{k: v for k, v in r.items() if k != "price"} for r in make_rows(3)]
+    with pytest.raises(CatalogError, match=r"lacks required column.*price"):
+        ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace)
+    assert not (workspace.home / "vitrine.db").exists() and not (workspace.home / "vectors").exists()
+
+
+def test_reingest_is_idempotent_updates_only_what_changed_and_syncs(tmp_path: Path, workspace, embedder):
+    rows = make_rows(12)
+    catalog = write_csv(tmp_path / "c.csv", rows)
+    ingest_catalog(catalog, "acme", embedder, workspace)
+    again = ingest_catalog(catalog, "acme", embedder, workspace).to_json()
+    assert (again["unchanged"], again["accepted"], again["images_embedded"]) == (12, 0, 0)
+    rows[0]["price"] = "99.99"  # metadata only: no re-embedding
+    (tmp_path / rows[1]["image"]).write_bytes(product_photo(9999))  # same path, new photo
+    write_csv(catalog, rows)
+    changed = ingest_catalog(catalog, "acme", embedder, workspace).to_json()
+    assert (changed["updated"], changed["unchanged"], changed["images_embedded"]) == (2, 10, 1)
+    assert str(_products(workspace)["SKU-00000"].price) == "99.99"
+    assert _search(workspace, embedder, product_photo(9999))[0].sku == "SKU-00001"
+    write_csv(catalog, rows[:9])
+    synced = ingest_catalog(catalog, "acme", embedder, workspace, IngestOptions(sync=True)).to_json()
+    assert synced["removed"] == 3 and len(_products(workspace)) == 9
+    report = check_workspace(workspace)
+    assert report["healthy"] and report["models"][0]["vectors_in_store"] == 9
+
+
+def test_several_images_roll_up_and_duplicates_are_stored_once(tmp_path: Path, workspace, embedder):
+    rows = make_rows(6)
+    rows[0]["images"] = "photos/p00001.jpg|photos/p00002.jpg"  # product 0 also shows the photos of 1 and 2
+    rows[3]["image"] = rows[4]["image"]  # exact duplicate image across two products
+    summary = ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace).to_json()
+    assert summary["accepted"] == 6
+    assert summary["images_reused"] >= 1  # the same bytes embedded once
+    assert {d["sku"] for d in summary["near_duplicates"]} & {
+        "SKU-00000",
+        "SKU-00001",
+        "SKU-00002",
+        "SKU-00003",
+        "SKU-00004",
+    }
+    hits = _search(workspace, embedder, product_photo(1), k=6)
+    skus = [h.sku for h in hits]
+    assert len(skus) == len(set(skus))  # each product once, by its best image
+    assert set(skus[:2]) == {"SKU-00000", "SKU-00001"}
+    thumbnails = list(workspace.images_dir.rglob("*.jpg"))
+    engine = make_engine(workspace.database_url)
+    with session_factory(engine)() as session:
+        distinct = session.scalar(select(func.count(func.distinct(ProductImage.sha256))))
+        assert session.scalar(select(func.count(ProductImage.id))) == 8
+    assert len(thumbnails) == distinct == 5  # p3 shares p4's photo
+
+
+def test_the_real_flipkart_catalog_through_its_mapping(workspace, embedder):
+    mapping = ColumnMapping.load(MAPPINGS / "flipkart.toml")
+    summary = ingest_catalog(
+        FLIPKART / "flipkart_com-ecommerce_sample_1050.csv",
+        "flipkart",
+        embedder,
+        workspace,
+        IngestOptions(mapping=mapping),
+    ).to_json()
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("rejects", "near_duplicates")}))
+    missing = [r for r in summary["rejects"] if "no such file" in r["reason"]]
+    assert len(missing) == 3 and all(r["field"] == "image" for r in missing)
+    assert summary["accepted"] == summary["rows"] - summary["rejected"] and summary["accepted"] >= 1040
+    products = _products(workspace)
+    giant = "5518124b75d6c6dfee4c2e4c0cfa716a.jpg"  # 93 megapixels
+    engine = make_engine(workspace.database_url)
+    with session_factory(engine)() as session:
+        big = session.scalar(select(ProductImage).where(ProductImage.source == giant))
+        assert big is not None and big.width * big.height < 3_000_000  # embedded through the draft path
+    assert products[big_sku(workspace, giant)].category.count(">") == 1
+    assert check_workspace(workspace)["healthy"]
+
+
+def big_sku(workspace: Workspace, source: str) -> str:
+    engine = make_engine(workspace.database_url)
+    with session_factory(engine)() as session:
+        image = session.scalar(select(ProductImage).where(ProductImage.source == source))
+        return session.get(Product, image.product_id).sku
+
+
+def test_model_mismatch_is_refused(tmp_path: Path, workspace, embedder):
+    from index.errors import IndexMismatch
+    from index.vector_store import VectorStore
+
+    VectorStore(workspace.vectors_dir(embedder.manifest.model_id), "another-model", 8)
+    with pytest.raises(IndexMismatch):
+        ingest_catalog(write_csv(tmp_path / "c.csv", make_rows(2)), "acme", embedder, workspace)
+
+
+def test_vectors_are_unit_and_indexed_with_filters(tmp_path: Path, workspace, embedder):
+    ingest_catalog(write_csv(tmp_path / "c.csv", make_rows(30)), "acme", embedder, workspace)
+    index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim).index
+    from index.filters import SearchFilter
+
+    query = embedder.embed_pixels(load_pixels(product_photo(3), embedder.manifest.preprocess)[None])[0]
+    lamps = index.search(query, 30, SearchFilter.of(categories=["lamps"], in_stock=True)).hits()
+    assert len(lamps) == len([i for i in range(30) if i % 3 == 1 and i % 4])
+    assert np.allclose(np.linalg.norm(index.vector_of(lamps[0][0])), 1.0, atol=1e-5)
+    assert os.environ["VITRINE_HOME"] != str(workspace.home)
