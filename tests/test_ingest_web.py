@@ -1,0 +1,204 @@
+"""Images from URLs (a real HTTP server on 127.0.0.1), the SSRF guard, and ingest through the CLI,
+including a SIGKILL in the middle of a run."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from catalogs import make_rows, product_photo, write_csv
+from typer.testing import CliRunner
+
+from api.cli import app
+from catalog_ingest.errors import ImageUnavailable
+from catalog_ingest.images import FetchPolicy, UrlFetcher
+
+runner = CliRunner()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    hits: ClassVar[dict[str, int]] = {}
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        count = self.hits[self.path] = self.hits.get(self.path, 0) + 1
+        if self.path.startswith("/photo/"):
+            return self._send(200, product_photo(int(self.path.split("/")[2].split(".")[0])), "image/jpeg")
+        if self.path == "/flaky.jpg":
+            return self._send(503, b"busy") if count <= 2 else self._send(200, product_photo(5), "image/jpeg")
+        if self.path == "/always-500.jpg":
+            return self._send(500, b"broken")
+        if self.path == "/to-metadata.jpg":
+            return self._redirect("http://169.254.169.254/latest/meta-data/")
+        if self.path == "/to-photo.jpg":
+            return self._redirect("/photo/7.jpg")
+        if self.path == "/page.jpg":
+            return self._send(200, b"<!DOCTYPE html><html><body>Not found</body></html>", "image/jpeg")
+        if self.path == "/huge.jpg":
+            return self._send(200, b"\xff\xd8" + b"\0" * 3_000_000, "image/jpeg")
+        if self.path == "/slow.jpg":
+            time.sleep(3)
+            return self._send(200, product_photo(1), "image/jpeg")
+        return self._send(404, b"no")
+
+    def _send(self, status: int, body: bytes, kind: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _fetcher(**overrides) -> UrlFetcher:
+    policy = dict(allow_hosts=frozenset({"127.0.0.1"}), backoff_s=0.01, timeout_s=1.0)
+    policy.update(overrides)
+    return UrlFetcher(FetchPolicy(**policy))
+
+
+def test_fetches_retries_and_follows_safe_redirects(server):
+    fetcher = _fetcher()
+    assert fetcher.fetch(f"{server}/photo/3.jpg") == product_photo(3)
+    assert fetcher.fetch(f"{server}/flaky.jpg") == product_photo(5)  # two 503s, then success
+    assert fetcher.fetch(f"{server}/to-photo.jpg") == product_photo(7)
+    with pytest.raises(ImageUnavailable, match="answered 500, 4 attempts"):
+        fetcher.fetch(f"{server}/always-500.jpg")
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/to-metadata.jpg", "non-public address, 169.254.169.254"),
+        ("/page.jpg", "web page"),
+        ("/huge.jpg", "MB limit"),
+        ("/slow.jpg", "timed out"),
+        ("/missing.jpg", "answered 404"),
+    ],
+)
+def test_refuses_what_is_not_a_safe_image(server, path, words):
+    fetcher = _fetcher(max_bytes=2_000_000, retries=0, timeout_s=0.5)
+    with pytest.raises(ImageUnavailable, match=re.escape(words)):
+        fetcher.fetch(f"{server}{path}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/x.jpg",
+        "http://localhost/x.jpg",
+        "http://10.0.0.8/x.jpg",
+        "http://[::1]/x.jpg",
+        "http://169.254.169.254/latest/",
+        "http://192.168.1.1/a.jpg",
+        "ftp://example.com/a.jpg",
+        "file:///etc/passwd",
+    ],
+)
+def test_the_address_guard_refuses_private_targets_unless_allowed(url):
+    with pytest.raises(ImageUnavailable, match=r"non-public|only http"):
+        UrlFetcher(FetchPolicy(retries=0)).fetch(url)
+
+
+def test_ingest_with_url_images_through_the_cli(server, tmp_path: Path, tiny, monkeypatch):
+    monkeypatch.setenv("VITRINE_HOME", str(tmp_path / "home"))
+    rows = make_rows(6)
+    for i, row in enumerate(rows):
+        row["image"] = f"{server}/photo/{i}.jpg"
+    rows[5]["image"] = f"{server}/to-metadata.jpg"
+    catalog = write_csv(tmp_path / "c.csv", rows)
+    model = str(tiny[0])
+    refused = runner.invoke(app, ["ingest", str(catalog), "--vendor", "web", "--model", model, "--json"])
+    data = json.loads(refused.stdout.strip().splitlines()[-1])
+    assert data["accepted"] == 0 and all("non-public" in r["reason"] for r in data["rejects"])
+    allowed = runner.invoke(
+        app, ["ingest", str(catalog), "--vendor", "web", "--model", model, "--json", "--allow-host", "127.0.0.1"]
+    )
+    data = json.loads(allowed.stdout.strip().splitlines()[-1])
+    assert (
+        data["accepted"] == 5 and data["rejects"][0]["row"] == 6 and "169.254.169.254" in data["rejects"][0]["reason"]
+    )
+    reports = list((tmp_path / "home" / "reports").glob("*.csv"))
+    assert reports and "169.254.169.254" in reports[-1].read_text()
+    (tmp_path / "q.jpg").write_bytes(product_photo(2))
+    found = runner.invoke(app, ["search", str(tmp_path / "q.jpg"), "--model", model, "--k", "2", "--json"])
+    assert json.loads(found.stdout)[0]["sku"] == "SKU-00002"
+    text = runner.invoke(app, ["search", "--text", "a lamp", "--model", model, "--category", "lamps", "--json"])
+    assert {hit["sku"] for hit in json.loads(text.stdout)} == {"SKU-00001", "SKU-00004"}
+    doctor = runner.invoke(app, ["doctor", "--json"])
+    assert doctor.exit_code == 0 and json.loads(doctor.stdout)["healthy"]
+
+
+def test_sigkill_mid_ingest_then_rerun_completes_consistently(tmp_path: Path, tiny):
+    rows = make_rows(1200)
+    catalog = write_csv(tmp_path / "c.csv", rows)
+    env = {**os.environ, "VITRINE_HOME": str(tmp_path / "home")}
+    command = [
+        sys.executable,
+        "-m",
+        "api.cli_main",
+        "ingest",
+        str(catalog),
+        "--vendor",
+        "acme",
+        "--model",
+        str(tiny[0]),
+    ]
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1]
+    )
+    database = tmp_path / "home" / "vitrine.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and child.poll() is None:
+        if database.exists() and database.stat().st_size > 150_000:  # a few batches committed
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    rerun = subprocess.run(
+        [*command, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    data = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert data["accepted"] + data["unchanged"] == 1200 and data["unchanged"] > 0
+    doctor = subprocess.run(
+        [sys.executable, "-m", "api.cli_main", "doctor", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    report = json.loads(doctor.stdout)
+    assert doctor.returncode == 0 and report["healthy"]
+    assert report["models"][0]["vectors_in_store"] == report["models"][0]["images_in_database"] == 1200
