@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from catalog_ingest.cli import doctor_command, ingest_command, search_command
+from catalog_ingest.cli import bench_ingest, doctor_command, ingest_command, search_command
 from index.cli import bench_index, index_app
 from vision.cli import bench_app, embed_command, models_app
 
@@ -18,6 +18,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 bench_app.command("index")(bench_index)
+bench_app.command("ingest")(bench_ingest)
 app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)
 app.command("search")(search_command)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from catalog_ingest.errors import CatalogError
 from catalog_ingest.workspace import Workspace
@@ -64,23 +65,28 @@ def ingest_command(
         embedder = open_embedder(_model(model), "onnx")
     except (CatalogError, ModelUnavailable) as exc:
         _fail(str(exc))
+    from catalog_ingest.readers import count_records
+
+    try:
+        total = count_records(catalog)
+    except CatalogError as exc:
+        _fail(str(exc))
     columns = [
         TextColumn("[bold]ingesting[/]"),
-        BarColumn(pulse_style="cyan"),
-        TextColumn("{task.fields[rows]:,} rows"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
         TextColumn("{task.fields[rate]:.1f} images/s"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
     ]
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("ingest", total=None, rows=0, rate=0.0)
-        started = {}
+        task = progress.add_task("ingest", total=total, rate=0.0)
+        started = time.perf_counter()
 
         def report(rows: int, images: int) -> None:
-            import time
-
-            now = time.perf_counter()
-            first = started.setdefault("t", now)
-            progress.update(task, rows=rows, rate=images / max(now - first, 1e-9))
+            progress.update(task, completed=rows, rate=images / max(time.perf_counter() - started, 1e-9))
 
         try:
             summary = ingest_catalog(catalog, vendor, embedder, workspace, options, progress=report)
@@ -103,8 +109,6 @@ def ingest_command(
 
 
 def _write_reports(workspace: Workspace, data: dict) -> Path:
-    import time
-
     workspace.reports_dir.mkdir(parents=True, exist_ok=True)
     base = workspace.reports_dir / f"ingest-{data['vendor']}-{time.strftime('%Y%m%d-%H%M%S')}"
     base.with_suffix(".json").write_text(json.dumps(data, indent=2))
@@ -190,3 +194,19 @@ def doctor_command(as_json: Annotated[bool, typer.Option("--json", help="Print J
         err.print("healthy" if report["healthy"] else "[bold red]mismatch found[/]")
     if not report["healthy"]:
         raise typer.Exit(1)
+
+
+def bench_ingest(
+    rows: Annotated[
+        int, typer.Option(help="Rows (one distinct ~1200x1200 JPEG each) in the generated catalog.")
+    ] = 10000,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model or open_clip architecture.")] = "ViT-B-32",
+    random_weights: Annotated[bool, typer.Option("--random-weights/--trained-weights", help="Random weights.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Ingest throughput against the embedder's own rate (same run), and the ingest process's peak memory."""
+    from catalog_ingest.bench import run_ingest_bench
+    from vision.model_store import ModelStore
+
+    result = run_ingest_bench(rows, model, random_weights, ModelStore(), log=lambda m: err.print(m, style="dim"))
+    print(json.dumps(result, indent=None if as_json else 2))

@@ -65,6 +65,7 @@ class IngestSummary:
     rejected: list[Rejection] = field(default_factory=list)
     duplicate_skus: list[dict] = field(default_factory=list)
     near_duplicates: list[dict] = field(default_factory=list)
+    near_duplicates_count: int = 0
 
     def to_json(self) -> dict:
         rejected_rows = {(r.row, r.line, r.sku) for r in self.rejected}
@@ -79,8 +80,10 @@ class IngestSummary:
             "removed": self.removed,
             "rejected": len(rejected_rows),
             "rejected_by_reason": dict(Counter(f"{r.field}: {_reason_kind(r.reason)}" for r in self.rejected)),
-            "duplicate_skus": self.duplicate_skus,
-            "near_duplicates": self.near_duplicates,
+            "duplicate_skus": self.duplicate_skus[:100],
+            "duplicate_skus_count": len(self.duplicate_skus),
+            "near_duplicates": self.near_duplicates[:100],
+            "near_duplicates_count": self.near_duplicates_count,
             "images_embedded": self.images_embedded,
             "images_reused": self.images_reused,
             "duration_s": round(self.duration_s, 2),
@@ -108,6 +111,7 @@ class _Pending:
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
     sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
     failed: bool = False
+    loads: list = field(default_factory=list)  # (position, ref, future of (bytes, sha256)) until finished
 
 
 def ingest_catalog(
@@ -146,6 +150,7 @@ def ingest_catalog(
         runner = _BatchRunner(vendor, vendor_id, embedder, index, sessions, resolver, workspace, options, summary)
         seen: dict[int, int] = {}
         batch: list = []
+        prepared: list[_Pending] | None = None
         with ThreadPoolExecutor(max_workers=options.fetch.concurrency, thread_name_prefix="fetch") as loaders:
             runner.loaders = loaders
             for record in opened.records:
@@ -159,7 +164,8 @@ def ingest_catalog(
                     continue
                 pid = product_id(vendor, checked.sku)
                 if pid in seen:
-                    summary.duplicate_skus.append({"sku": checked.sku, "row": checked.row, "kept_row": seen[pid]})
+                    if len(summary.duplicate_skus) < 100:
+                        summary.duplicate_skus.append({"sku": checked.sku, "row": checked.row, "kept_row": seen[pid]})
                     summary.rejected.append(
                         Rejection(checked.row, checked.sku, "sku", f"duplicate sku (kept row {seen[pid]})")
                     )
@@ -167,12 +173,20 @@ def ingest_catalog(
                 seen[pid] = checked.row
                 batch.append((pid, checked))
                 if len(batch) >= options.batch_rows:
-                    runner.run(batch)
-                    batch = []
+                    # The next batch's images load while this one is embedded and committed.
+                    ready = runner.prepare(batch)
+                    if prepared is not None:
+                        runner.finish(prepared)
+                    prepared, batch = ready, []
                     if progress:
                         progress(summary.rows, summary.images_embedded)
             if batch:
-                runner.run(batch)
+                ready = runner.prepare(batch)
+                if prepared is not None:
+                    runner.finish(prepared)
+                prepared = ready
+            if prepared is not None:
+                runner.finish(prepared)
         if options.sync:
             summary.removed = runner.remove_absent(set(seen))
         index.save()
@@ -190,6 +204,11 @@ def ingest_catalog(
         return summary
     finally:
         opened.close()
+
+
+def _load_and_hash(resolver: ImageResolver, ref: str) -> tuple[bytes, str]:
+    data = resolver.load(ref)
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def _reconcile(sessions, index: CatalogIndex) -> None:  # type: ignore[no-untyped-def]
@@ -216,7 +235,9 @@ class _BatchRunner:
         self.loaders: ThreadPoolExecutor | None = None
         self.vector_cache: dict[str, np.ndarray] = {}  # exact duplicate images embed once per run
 
-    def run(self, batch: Sequence[tuple[int, CatalogRow]]) -> None:
+    def prepare(self, batch: Sequence[tuple[int, CatalogRow]]) -> list[_Pending]:
+        """Look up what the database has for these rows and start loading their images."""
+        assert self.loaders is not None
         with self.sessions() as session:
             existing = {
                 p.id: p
@@ -227,22 +248,25 @@ class _BatchRunner:
                 )
             }
         pending = [_Pending(row, pid, existing.get(pid)) for pid, row in batch]
-        self._load_images(pending)
+        for item in pending:
+            item.loads = [
+                (pos, ref, self.loaders.submit(_load_and_hash, self.resolver, ref))
+                for pos, ref in enumerate(item.row.images)
+            ]
+        return pending
+
+    def finish(self, pending: list[_Pending]) -> None:
+        """Wait for the images, embed what is new, commit the batch."""
+        for item in pending:
+            for position, ref, future in item.loads:
+                try:
+                    data, sha = future.result()
+                    item.images.append((position, ref, data, sha))
+                except ImageUnavailable as exc:
+                    self._image_problem(item, position, str(exc))
+            item.loads = []
         self._embed(pending)
         self._commit([p for p in pending if not p.failed])
-
-    def _load_images(self, pending: list[_Pending]) -> None:
-        assert self.loaders is not None
-        futures = []
-        for item in pending:
-            for position, ref in enumerate(item.row.images):
-                futures.append((item, position, ref, self.loaders.submit(self.resolver.load, ref)))
-        for item, position, ref, future in futures:
-            try:
-                data = future.result()
-                item.images.append((position, ref, data, hashlib.sha256(data).hexdigest()))
-            except ImageUnavailable as exc:
-                self._image_problem(item, position, str(exc))
 
     def _image_problem(self, item: _Pending, position: int, reason: str) -> None:
         field_name = "image" if position == 0 else "images"
@@ -287,7 +311,7 @@ class _BatchRunner:
             if result.thumbnail:
                 self.workspace.store_thumbnail(sha, result.thumbnail)
             self.summary.images_embedded += 1
-        if len(self.vector_cache) > 20_000:
+        if len(self.vector_cache) > 2_000:
             self.vector_cache.clear()  # bounded memory: the cache only saves work within nearby batches
 
     def _commit(self, items: list[_Pending]) -> None:
@@ -356,6 +380,9 @@ class _BatchRunner:
         for q, (item, _iid, _v) in enumerate(embedded):
             for other, score in result.hits(q):
                 if product_of_image(other) != own[q] and score >= threshold:
+                    self.summary.near_duplicates_count += 1
+                    if len(self.summary.near_duplicates) >= 100:
+                        break  # count them all, keep examples: memory stays bounded
                     self.summary.near_duplicates.append(
                         {
                             "sku": item.row.sku,

@@ -41,7 +41,7 @@ class BenchSettings:
 
 def run_embed_bench(settings: BenchSettings, store: ModelStore, log: Callable[[str], None] = print) -> dict:
     threads = settings.threads or default_threads()
-    directory, manifest = _benchmark_model(settings, store, log)
+    directory, manifest = benchmark_model(settings.model, settings.random_weights, store, log)
     config = manifest.preprocess
     rng = np.random.default_rng(0)
     pixels = rng.standard_normal((settings.batch, 3, *config.image_size), dtype=np.float32)
@@ -100,14 +100,14 @@ def run_embed_bench(settings: BenchSettings, store: ModelStore, log: Callable[[s
     return result
 
 
-def _benchmark_model(
-    settings: BenchSettings, store: ModelStore, log: Callable[[str], None]
+def benchmark_model(
+    model: str, random_weights: bool, store: ModelStore, log: Callable[[str], None]
 ) -> tuple[Path, ModelManifest]:
     """The model under test; with random weights, an export of the bare architecture, cached."""
-    if not settings.random_weights:
-        return store.resolve(settings.model)
-    spec = store.catalogue().get(settings.model)
-    architecture = spec.architecture if spec else settings.model
+    if not random_weights:
+        return store.resolve(model)
+    spec = store.catalogue().get(model)
+    architecture = spec.architecture if spec else model
     name = f"bench-{architecture.replace('/', '_').replace(':', '_')}-random"
     directory = store.installed_dir(name)
     if not (directory / "manifest.json").is_file():

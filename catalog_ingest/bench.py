@@ -1,0 +1,106 @@
+"""`vitrine bench ingest`: rows per second against the embedder's own rate, and peak memory.
+
+A generated catalog of realistic ~1200x1200 JPEG photos, each file distinct (a base photo plus a
+unique JPEG comment, so nothing is deduplicated away), ingested by a child process exactly as
+`vitrine ingest` runs; the child's peak resident memory is read from the kernel's accounting.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vision.bench import benchmark_model
+from vision.model_store import ModelStore
+from vision.onnx_embedder import OnnxEmbedder
+from vision.synthetic_photos import synthetic_photo
+
+BASE_PHOTOS = 32
+
+
+def unique_jpeg(base: bytes, tag: int) -> bytes:
+    """Insert a comment segment after the start-of-image marker: new bytes, same pixels."""
+    comment = f"vitrine-bench-{tag}".encode()
+    return base[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + base[2:]
+
+
+def write_catalog(folder: Path, rows: int, size: int = 1200) -> Path:
+    bases = [synthetic_photo(seed, (size, size), quality=88) for seed in range(BASE_PHOTOS)]
+    (folder / "photos").mkdir(parents=True, exist_ok=True)
+    path = folder / "catalog.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sku", "title", "price", "currency", "image", "category", "in_stock"])
+        for i in range(rows):
+            name = f"photos/{i:06d}.jpg"
+            (folder / name).write_bytes(unique_jpeg(bases[i % BASE_PHOTOS], i))
+            writer.writerow(
+                [f"B{i:06d}", f"Bench product {i}", f"{5 + i % 200}.00", "EUR", name, f"cat{i % 12}", "yes"]
+            )
+    return path
+
+
+def run_ingest_bench(
+    rows: int, model: str, random_weights: bool, store: ModelStore, log: Callable[[str], None] = print
+) -> dict:
+    directory, manifest = benchmark_model(model, random_weights, store, log)
+    embedder = OnnxEmbedder(directory, manifest)
+    batch = np.random.default_rng(0).standard_normal((32, 3, *manifest.preprocess.image_size), dtype=np.float32)
+    embedder.embed_pixels(batch)
+    began = time.perf_counter()
+    for _ in range(3):
+        embedder.embed_pixels(batch)
+    embed_only = 96 / (time.perf_counter() - began)
+    log(f"embedding only: {embed_only:.1f} images/s")
+    with tempfile.TemporaryDirectory(prefix="vitrine-ingest-bench-") as scratch:
+        folder = Path(scratch)
+        log(f"writing a catalog of {rows:,} distinct ~1200x1200 JPEG photos ...")
+        catalog = write_catalog(folder / "catalog", rows)
+        photo_mb = sum(p.stat().st_size for p in (folder / "catalog" / "photos").iterdir()) / rows / 1e6
+        log("ingesting in a child process ...")
+        env = {**os.environ, "VITRINE_HOME": str(folder / "home")}
+        command = [
+            sys.executable,
+            "-m",
+            "api.cli_main",
+            "ingest",
+            str(catalog),
+            "--vendor",
+            "bench",
+            "--model",
+            str(directory),
+            "--json",
+        ]
+        began = time.perf_counter()
+        child = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - began
+        if child.returncode != 0:
+            raise RuntimeError(f"the ingest child failed: {child.stderr[-2000:]}")
+        summary = json.loads(child.stdout.strip().splitlines()[-1])
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "rows": rows,
+        "model": manifest.name,
+        "architecture": manifest.architecture,
+        "photo_size": "1200x1200",
+        "photo_mean_mb": round(photo_mb, 3),
+        "accepted": summary["accepted"],
+        "rejected": summary["rejected"],
+        "ingest_s": summary["duration_s"],
+        "process_wall_s": round(wall, 2),
+        "rows_per_s": summary["rows_per_s"],
+        "images_per_s": summary["images_per_s"],
+        "embed_only_images_per_s": round(embed_only, 2),
+        "rows_per_s_vs_embed_only": round(summary["rows_per_s"] / embed_only, 3),
+        "peak_rss_mb": round(peak_mb, 1),
+    }
