@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -81,13 +80,17 @@ def run_ingest_bench(
             str(directory),
             "--json",
         ]
+        out_path, err_path = folder / "stdout.json", folder / "stderr.txt"
         began = time.perf_counter()
-        child = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        with out_path.open("wb") as out, err_path.open("wb") as errors:
+            child = subprocess.Popen(command, env=env, stdout=out, stderr=errors)
+            _, status, usage = os.wait4(child.pid, 0)  # this child's own accounting, peak RSS included
+            child.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - began
-        if child.returncode != 0:
-            raise RuntimeError(f"the ingest child failed: {child.stderr[-2000:]}")
-        summary = json.loads(child.stdout.strip().splitlines()[-1])
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"the ingest child failed: {err_path.read_text()[-2000:]}")
+        summary = json.loads(out_path.read_text().strip().splitlines()[-1])
+        peak_mb = usage.ru_maxrss / 1024
     return {
         "rows": rows,
         "model": manifest.name,
