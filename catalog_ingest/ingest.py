@@ -32,12 +32,13 @@ from catalog_ingest.mapping import ColumnMapping
 from catalog_ingest.readers import open_catalog
 from catalog_ingest.validation import CatalogRow, Rejection, validate
 from catalog_ingest.workspace import Workspace
-from index.filters import ItemAttributes, SearchFilter
+from index.filters import ItemAttributes
 from vision.embedder import Embedder
 from vision.pipeline import embed_sources
 
 BATCH_ROWS = 128
 THUMBNAIL_SIZE = 256
+NEAR_DUPLICATE_CANDIDATES = 8
 
 
 @dataclass
@@ -371,18 +372,27 @@ class _BatchRunner:
         self._report_near_duplicates(new_embeddings)
 
     def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]]) -> None:
+        """Report a new image whose nearest other product of the same vendor is above the threshold.
+
+        An unfiltered top-8 search, with the vendor checked on the hits: a vendor filter would cost
+        a pass over every indexed row per batch (quadratic over a run) for pairs that, being near
+        duplicates, rank first anyway.
+        """
         threshold = self.options.near_duplicate_threshold
         if not embedded or threshold >= 1:
             return
-        vectors = np.stack([v for *_, v in embedded])
-        own = [image_id(item.product, 0) >> 4 for item, *_ in embedded]
-        result = self.index.index.search(vectors, 3, SearchFilter.of(vendors=[self.vendor]))
+        result = self.index.index.search(np.stack([v for *_, v in embedded]), NEAR_DUPLICATE_CANDIDATES)
         for q, (item, _iid, _v) in enumerate(embedded):
             for other, score in result.hits(q):
-                if product_of_image(other) != own[q] and score >= threshold:
-                    self.summary.near_duplicates_count += 1
-                    if len(self.summary.near_duplicates) >= 100:
-                        break  # count them all, keep examples: memory stays bounded
+                if score < threshold:
+                    break
+                if product_of_image(other) == item.product:
+                    continue
+                attributes = self.index.index.attributes_of(other)
+                if attributes is None or attributes.vendor != self.vendor:
+                    continue
+                self.summary.near_duplicates_count += 1
+                if len(self.summary.near_duplicates) < 100:  # count them all, keep examples
                     self.summary.near_duplicates.append(
                         {
                             "sku": item.row.sku,
@@ -391,7 +401,7 @@ class _BatchRunner:
                             "cosine": round(score, 4),
                         }
                     )
-                    break
+                break
 
     def remove_absent(self, present: set[int]) -> int:
         """--sync: remove this vendor's products that the file no longer lists."""

@@ -202,3 +202,17 @@ def test_sigkill_mid_ingest_then_rerun_completes_consistently(tmp_path: Path, ti
     report = json.loads(doctor.stdout)
     assert doctor.returncode == 0 and report["healthy"]
     assert report["models"][0]["vectors_in_store"] == report["models"][0]["images_in_database"] == 1200
+
+
+def test_bench_ingest_reports_rates_and_the_childs_memory(tiny):
+    from catalog_ingest.bench import unique_jpeg
+    from vision.decode import decode_image
+
+    base = product_photo(3)
+    assert unique_jpeg(base, 1) != unique_jpeg(base, 2)
+    assert decode_image(unique_jpeg(base, 1)).tobytes() == decode_image(base).tobytes()  # same pixels
+    result = runner.invoke(app, ["bench", "ingest", "--rows", "40", "--model", "test-tiny", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["accepted"] == 40 and figures["rows_per_s"] > 0 and figures["embed_only_images_per_s"] > 0
+    assert 50 < figures["peak_rss_mb"] < 4000
