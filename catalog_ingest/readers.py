@@ -153,7 +153,7 @@ def _csv_records(opener, headers: list[str], delimiter: str) -> Iterator[RawReco
             ),
         )
         number = 0
-        for batch in reader:
+        for batch in _batches(reader):
             yield from skipped
             skipped.clear()
             columns = {name: batch.column(i).to_pylist() for i, name in enumerate(batch.schema.names)}
@@ -165,6 +165,17 @@ def _csv_records(opener, headers: list[str], delimiter: str) -> Iterator[RawReco
                 except UnicodeDecodeError:
                     yield RawRecord(number, problem="the record is not valid UTF-8 text")
         yield from skipped
+
+
+def _batches(reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
+    """Record batches; a file that stops parsing part-way becomes a `CatalogError` with Arrow's reason."""
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise CatalogError(f"The CSV file cannot be parsed past this point: {exc}") from None
 
 
 def _jsonl(opener) -> tuple[list[str], Iterator[RawRecord]]:  # type: ignore[no-untyped-def]
