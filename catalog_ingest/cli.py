@@ -110,7 +110,7 @@ def ingest_command(
 
 def _write_reports(workspace: Workspace, data: dict) -> Path:
     workspace.reports_dir.mkdir(parents=True, exist_ok=True)
-    base = workspace.reports_dir / f"ingest-{data['vendor']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = workspace.reports_dir / f"ingest-{data['job_id']:06d}-{data['vendor']}"
     base.with_suffix(".json").write_text(json.dumps(data, indent=2))
     with base.with_suffix(".csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["row", "line", "sku", "field", "reason"])

@@ -55,6 +55,7 @@ class IngestSummary:
     vendor: str
     catalog: str
     model_id: str
+    job_id: int = 0
     rows: int = 0
     accepted: int = 0
     updated: int = 0
@@ -71,6 +72,7 @@ class IngestSummary:
     def to_json(self) -> dict:
         rejected_rows = {(r.row, r.line, r.sku) for r in self.rejected}
         return {
+            "job_id": self.job_id,
             "vendor": self.vendor,
             "catalog": self.catalog,
             "model_id": self.model_id,
@@ -147,7 +149,7 @@ def ingest_catalog(
             job = IngestJob(vendor_id=vendor_id, catalog=str(catalog), model_id=model_id)
             session.add(job)
             session.commit()
-            job_id = job.id
+            job_id = summary.job_id = job.id
         runner = _BatchRunner(vendor, vendor_id, embedder, index, sessions, resolver, workspace, options, summary)
         seen: dict[int, int] = {}
         batch: list = []

@@ -22,10 +22,24 @@ def _home() -> Path:
     return Path(os.environ.get("VITRINE_HOME", "var"))
 
 
+def _locations(store: Path | None, index: Path | None) -> tuple[Path, Path]:
+    """Explicit folders win; otherwise the one model store under $VITRINE_HOME/vectors/ and its index
+    folder under $VITRINE_HOME/index/ (ingest keeps one of each per model)."""
+    if store is not None:
+        return store, index or _home() / "index" / store.name
+    stores = sorted(p.parent for p in (_home() / "vectors").glob("*/store.json"))
+    if len(stores) != 1:
+        found = ", ".join(p.name for p in stores) or "none"
+        _fail(f"say which vector store with --store (model stores under {_home() / 'vectors'}: {found})")
+    return stores[0], index or _home() / "index" / stores[0].name
+
+
 StoreOption = Annotated[
-    Path | None, typer.Option("--store", help="Vector store folder [default: $VITRINE_HOME/vectors].")
+    Path | None, typer.Option("--store", help="Vector store folder [default: the one in $VITRINE_HOME/vectors/].")
 ]
-IndexOption = Annotated[Path | None, typer.Option("--index", help="Index folder [default: $VITRINE_HOME/index].")]
+IndexOption = Annotated[
+    Path | None, typer.Option("--index", help="Index folder [default: $VITRINE_HOME/index/<store name>].")
+]
 BudgetOption = Annotated[str, typer.Option("--memory-budget", help="Memory the index may use, e.g. 2GB, 512MB.")]
 
 
@@ -70,7 +84,7 @@ def index_build(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan and result as JSON.")] = False,
 ) -> None:
     """Choose an index for the catalog size and memory budget, say why, and build it from the vector store."""
-    _build(store or _home() / "vectors", index or _home() / "index", kind, memory_budget, as_json)
+    _build(*_locations(store, index), kind, memory_budget, as_json)
 
 
 @index_app.command("rebuild")
@@ -81,7 +95,7 @@ def index_rebuild(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recreate the index from the vector store (the source of truth), e.g. after corruption or a model change."""
-    _build(store or _home() / "vectors", index or _home() / "index", "auto", memory_budget, as_json)
+    _build(*_locations(store, index), "auto", memory_budget, as_json)
 
 
 @index_app.command("info")
@@ -90,7 +104,7 @@ def index_info(index: IndexOption = None) -> None:
     from index.persistence import read_manifest
 
     try:
-        print(json.dumps(read_manifest(index or _home() / "index"), indent=2))
+        print(json.dumps(read_manifest(index or _locations(None, None)[1]), indent=2))
     except IndexError_ as exc:
         _fail(str(exc))
 

@@ -143,8 +143,8 @@ def test_ingest_with_url_images_through_the_cli(server, tmp_path: Path, tiny, mo
     assert (
         data["accepted"] == 5 and data["rejects"][0]["row"] == 6 and "169.254.169.254" in data["rejects"][0]["reason"]
     )
-    reports = list((tmp_path / "home" / "reports").glob("*.csv"))
-    assert reports and "169.254.169.254" in reports[-1].read_text()
+    reports = sorted((tmp_path / "home" / "reports").glob("*.csv"))  # named by job number
+    assert len(reports) == 2 and "169.254.169.254" in reports[-1].read_text()
     (tmp_path / "q.jpg").write_bytes(product_photo(2))
     found = runner.invoke(app, ["search", str(tmp_path / "q.jpg"), "--model", model, "--k", "2", "--json"])
     assert json.loads(found.stdout)[0]["sku"] == "SKU-00002"
@@ -152,6 +152,10 @@ def test_ingest_with_url_images_through_the_cli(server, tmp_path: Path, tiny, mo
     assert {hit["sku"] for hit in json.loads(text.stdout)} == {"SKU-00001", "SKU-00004"}
     doctor = runner.invoke(app, ["doctor", "--json"])
     assert doctor.exit_code == 0 and json.loads(doctor.stdout)["healthy"]
+    rebuilt = runner.invoke(app, ["index", "rebuild", "--json"])  # finds the model's store by itself
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert json.loads(rebuilt.stdout.strip().splitlines()[-1])["count"] == 5
+    assert runner.invoke(app, ["doctor", "--json"]).exit_code == 0
 
 
 def test_sigkill_mid_ingest_then_rerun_completes_consistently(tmp_path: Path, tiny):
