@@ -5,9 +5,12 @@ Imports torch. The result is a folder the ONNX backends serve from without torch
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,6 +62,23 @@ def export_model(
     Files are written to a temporary sibling folder and moved into place at the end, so an
     interrupted export never leaves a half-written model that looks installed.
     """
+    with _quiet_libraries():
+        return _export(spec, out_dir, weights, quantize)
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """open_clip and the quantiser log warnings on the root logger that mean nothing to a user here
+    ("no pretrained weights" for a random-weights export, "consider pre-processing")."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _export(spec: ModelManifest, out_dir: Path, weights: str | None, quantize: bool) -> ModelManifest:
     model, _, tokenizer = load_open_clip(spec, weights)
     preprocess = preprocess_config_of(model)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
