@@ -1,10 +1,11 @@
 """`ingest_catalog`: one vendor file in; products, vectors and index entries out; every bad row reported.
 
 Per batch of rows: validate → look up what the database already has → load image bytes
-(concurrently: files, zip members, URLs) → hash → embed only new or changed images (decoding
-overlapped with inference) → commit: vectors to the store, then products to the database, then
-the in-memory index. Product and image ids are deterministic, so a rerun after a crash upserts the
-same rows; vectors whose product never reached the database are tombstoned when the next run starts.
+(concurrently: files, zip members, URLs; the next batch loads while this one embeds) → hash →
+embed only new or changed images (decoding overlapped with inference) → commit: new vectors to the
+store and index, then products to the database, then retire vectors no product uses. Product and
+image ids are deterministic, so a rerun after a crash upserts the same rows; vectors whose product
+never reached the database are tombstoned when the next run starts.
 """
 
 from __future__ import annotations
@@ -365,12 +366,13 @@ class _BatchRunner:
                     self.summary.accepted += 1
                 else:
                     self.summary.updated += 1
-            # Vectors first (the source of truth), then the database: a crash in between leaves only
-            # vectors without products, which the next run tombstones; never products without vectors.
+            # New vectors first (the store is the source of truth), then the database, then the removal
+            # of vectors no product uses any more: a crash anywhere leaves at worst vectors without
+            # products, which the next run tombstones; never a product without its vectors.
             if write_ids:
                 self.index.write(np.asarray(write_ids, np.int64), np.stack(write_vectors), write_attributes)
-            self.index.remove(np.asarray(sorted(dead), np.int64))
             session.commit()
+        self.index.remove(np.asarray(sorted(dead), np.int64))
         self._report_near_duplicates(new_embeddings)
 
     def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]]) -> None:
@@ -416,10 +418,10 @@ class _BatchRunner:
                 if p.id not in present
             ]
             ids = np.asarray([i.id for p in gone for i in p.images], np.int64)
-            self.index.remove(ids)
             for product in gone:
                 session.delete(product)
             session.commit()
+        self.index.remove(ids)  # after the database: a crash in between leaves only orphan vectors
         return len(gone)
 
 
