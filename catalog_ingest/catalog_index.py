@@ -3,11 +3,18 @@
 Writes go to the store first (the source of truth), then to the in-memory index. The saved index
 records the last store segment it covers; opening it replays newer segments, so a crash between
 a store write and an index save loses nothing.
+
+Exact vectors live on disk (memory-mapped when loaded, appended to a spill file when added), and
+a flat index outgrowing its size is rebuilt as the planner's choice at once, so a large ingest does
+not keep every vector of the catalog in memory twice.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -16,11 +23,12 @@ from index.build import build_from_store
 from index.errors import IndexNotFound
 from index.filters import ItemAttributes
 from index.persistence import load_index, read_manifest, save_index
-from index.planner import plan_index
+from index.planner import FLAT_MAX, plan_index
 from index.vector_index import VectorIndex
 from index.vector_store import VectorStore
 
 DEFAULT_MEMORY_BUDGET = 4 * 10**9
+_spill_numbers = itertools.count()
 
 
 class CatalogIndex:
@@ -30,41 +38,66 @@ class CatalogIndex:
         self.dim = dim
         self.memory_budget = memory_budget
         self.store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
+        self._spill: Path | None = None
         self.index = self._open_index()
+
+    def _next_spill(self) -> Path:
+        directory = self.workspace.home / "tmp"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"vectors-{os.getpid()}-{next(_spill_numbers)}.f32"
 
     def _open_index(self) -> VectorIndex:
         directory = self.workspace.index_dir(self.model_id)
+        self._spill = self._next_spill()
         try:
-            index = load_index(directory, expected_model_id=self.model_id, expected_dim=self.dim)
+            index = load_index(
+                directory, expected_model_id=self.model_id, expected_dim=self.dim, vectors_path=self._spill
+            )
             covered = int(read_manifest(directory).get("extra", {}).get("store_segment", 0))
         except IndexNotFound:
             plan = plan_index(self.store.count(), self.dim, self.memory_budget)
-            return build_from_store(self.store, plan)
+            return build_from_store(self.store, plan, vectors_path=self._spill)
         for batch, deleted in self.store.changes_since(covered):
             if deleted.any():
                 index.delete(batch.ids[deleted])
             keep = ~deleted
             if keep.any():
-                index.upsert(
-                    batch.ids[keep], batch.vectors[keep], [a for a, k in zip(batch.attributes, keep, strict=True) if k]
-                )
+                attributes = [a for a, k in zip(batch.attributes, keep, strict=True) if k]
+                index.upsert(batch.ids[keep], batch.vectors[keep], attributes)
         return index
 
     def write(self, ids: np.ndarray, vectors: np.ndarray, attributes: Sequence[ItemAttributes]) -> None:
         if len(ids):
             self.store.append(ids, vectors, attributes)
             self.index.upsert(ids, vectors, attributes)
+            if self.index.spec.kind == "flat" and len(self.index) > FLAT_MAX:
+                self._rebuild()  # a flat index holds a full copy of every vector: switch now, not at save
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids):
             self.store.delete(ids)
             self.index.delete(ids)
 
+    def _rebuild(self) -> None:
+        old, old_spill = self.index, self._spill
+        self._spill = self._next_spill()
+        plan = plan_index(max(self.store.count(), 1), self.dim, self.memory_budget)
+        self.index = build_from_store(self.store, plan, vectors_path=self._spill)
+        old.close()
+        if old_spill is not None:
+            old_spill.unlink(missing_ok=True)
+
     def save(self) -> None:
         """Save the index; rebuild it first when the catalog has outgrown its kind (e.g. flat → ivf)."""
         plan = plan_index(max(len(self.index), 1), self.dim, self.memory_budget)
         if plan.spec.kind != self.index.spec.kind:
-            self.index = build_from_store(self.store, plan)
+            self._rebuild()
         save_index(
             self.index, self.workspace.index_dir(self.model_id), extra={"store_segment": self.store.last_segment}
         )
+
+    def close(self) -> None:
+        """Drop the spill file of vectors added in this process (they are saved or in the store)."""
+        self.index.close()
+        if self._spill is not None:
+            self._spill.unlink(missing_ok=True)

@@ -168,6 +168,7 @@ def search_command(
     engine = make_engine(workspace.database_url)
     index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim)
     hits = search_products(index, session_factory(engine), query, k, search_filter)
+    index.close()
     if as_json:
         print(json.dumps([h.to_json() for h in hits]))
         return

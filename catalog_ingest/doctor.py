@@ -22,8 +22,9 @@ def check_workspace(workspace: Workspace) -> dict:
     for meta in stores:
         store = VectorStore.open(meta.parent)
         live = store.live_ids()
-        index = CatalogIndex(workspace, store.model_id, store.dim).index
-        indexed = index.ids()
+        catalog_index = CatalogIndex(workspace, store.model_id, store.dim)
+        indexed = catalog_index.index.ids()
+        catalog_index.close()
         reports.append(
             {
                 "model_id": store.model_id,

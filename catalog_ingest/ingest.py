@@ -194,6 +194,7 @@ def ingest_catalog(
         if options.sync:
             summary.removed = runner.remove_absent(set(seen))
         index.save()
+        index.close()
         fetcher.close()
         summary.duration_s = time.perf_counter() - began
         if progress:

@@ -119,6 +119,11 @@ class VectorRows:
     def extend(self, vectors: np.ndarray) -> None:
         self._tail.extend(vectors)
 
+    def close(self) -> None:
+        """Release the spill file, if any (the rows it held become unreadable)."""
+        if isinstance(self._tail, _FileRows):
+            self._tail.close()
+
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Vectors of arbitrary rows (any shape of row array), as a new in-memory array."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -158,6 +163,10 @@ class _FileRows:
 
     def __len__(self) -> int:
         return self._size
+
+    def close(self) -> None:
+        self._handle.close()
+        self._map = None
 
     def extend(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.float32)

@@ -86,9 +86,16 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def load_index(
-    directory: Path, expected_model_id: str | None = None, expected_dim: int | None = None, verify: bool = True
+    directory: Path,
+    expected_model_id: str | None = None,
+    expected_dim: int | None = None,
+    verify: bool = True,
+    vectors_path: Path | None = None,
 ) -> VectorIndex:
-    """Load the current version, refusing another model's index and any file that fails its checksum."""
+    """Load the current version, refusing another model's index and any file that fails its checksum.
+
+    Saved vectors are memory-mapped; `vectors_path` sends vectors added later to a file, not memory.
+    """
     version_dir = _current_version(Path(directory))
     manifest = read_manifest(directory)
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -116,7 +123,7 @@ def load_index(
         dictionaries = json.loads((version_dir / DICTIONARIES).read_text())
         engine_path = version_dir / ENGINE_FILE
         engine = faiss.read_index(str(engine_path)) if engine_path.is_file() else None
-        state = IndexState.from_manifest(manifest, vectors, arrays, dictionaries, engine)
+        state = IndexState.from_manifest(manifest, vectors, arrays, dictionaries, engine, vectors_path)
         return VectorIndex.from_state(state)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexCorrupted(f"The index in {version_dir} cannot be loaded ({exc}); rebuild it.") from None

@@ -74,9 +74,10 @@ class IndexState:
         arrays: dict[str, np.ndarray],
         dictionaries: dict[str, list[str]],
         engine: faiss.Index | None,
+        spill_path: Path | None = None,
     ) -> IndexState:
         return cls(
-            vectors=VectorRows(int(manifest["dim"]), base=vectors),
+            vectors=VectorRows(int(manifest["dim"]), base=vectors, spill_path=spill_path),
             model_id=manifest["model_id"],
             dim=int(manifest["dim"]),
             spec=EngineSpec(**manifest["engine"]),
@@ -250,6 +251,11 @@ class VectorIndex:
             rows = self._id_map.remove(ids)
             self._kill(rows)
             return int((rows >= 0).sum())
+
+    def close(self) -> None:
+        """Release files the index holds open (a spill file of vectors); the index is unusable after."""
+        with self._lock.write():
+            self._vectors.close()
 
     def set_nprobe(self, nprobe: int) -> None:
         """Lists an inverted file probes per query: the recall/latency dial (no effect on flat)."""

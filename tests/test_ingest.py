@@ -21,6 +21,7 @@ from catalog_ingest.ingest import IngestOptions, ingest_catalog
 from catalog_ingest.mapping import ColumnMapping
 from catalog_ingest.search import search_products
 from catalog_ingest.workspace import Workspace
+from index.filters import ItemAttributes
 from vision.embedder import open_embedder
 from vision.pipeline import load_pixels
 
@@ -51,6 +52,7 @@ def _search(workspace: Workspace, embedder, photo: bytes, k: int = 3):
     index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim)
     query = embedder.embed_pixels(load_pixels(photo, embedder.manifest.preprocess)[None])[0]
     hits = search_products(index, session_factory(engine), query, k)
+    index.close()
     engine.dispose()
     return hits
 
@@ -260,3 +262,31 @@ def test_vectors_are_unit_and_indexed_with_filters(tmp_path: Path, workspace, em
     assert len(lamps) == len([i for i in range(30) if i % 3 == 1 and i % 4])
     assert np.allclose(np.linalg.norm(index.vector_of(lamps[0][0])), 1.0, atol=1e-5)
     assert os.environ["VITRINE_HOME"] != str(workspace.home)
+
+
+def test_catalog_index_leaves_flat_as_soon_as_it_outgrows_it(tmp_path: Path, monkeypatch):
+    """A large ingest must not keep a flat index (a second full copy of every vector) until the end."""
+    import catalog_ingest.catalog_index as catalog_index_module
+    import index.planner as planner
+
+    monkeypatch.setattr(planner, "FLAT_MAX", 1000)
+    monkeypatch.setattr(catalog_index_module, "FLAT_MAX", 1000)
+    workspace = Workspace(tmp_path / "home")
+    catalog_index = CatalogIndex(workspace, "model@x", 16)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for start in range(0, 3000, 500):
+        catalog_index.write(np.arange(start, start + 500), vectors[start : start + 500], [ItemAttributes()] * 500)
+        expected = "flat" if start + 500 <= 1000 else "ivf-sq8"
+        assert catalog_index.index.spec.kind == expected, start
+    assert len(catalog_index.index) == 3000
+    assert catalog_index.index.search(vectors[2999], 1).hits()[0][0] == 2999
+    spills = list((workspace.home / "tmp").iterdir())
+    assert len(spills) == 1  # the flat index's spill file went with it
+    catalog_index.save()
+    catalog_index.close()
+    assert not list((workspace.home / "tmp").iterdir())
+    reopened = CatalogIndex(workspace, "model@x", 16)
+    assert reopened.index.spec.kind == "ivf-sq8" and len(reopened.index) == 3000
+    reopened.close()
