@@ -42,15 +42,6 @@ class EngineSpec:
         return asdict(self)
 
 
-def bytes_per_vector(spec: EngineSpec, dim: int) -> int:
-    """Memory one vector costs inside the FAISS structure (codes plus the inverted list id)."""
-    if spec.kind == "flat":
-        return 4 * dim
-    if spec.kind == "ivf-sq8":
-        return dim + 8
-    return spec.pq_m + 8
-
-
 class Engine:
     """One FAISS index whose ids are our row numbers."""
 
@@ -91,10 +82,6 @@ class Engine:
                 params.sel = selector
         scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
         return scores, rows
-
-    def scanned_per_probe(self) -> float:
-        """Mean inverted-list length: how many codes one probe reads."""
-        return self.ntotal / max(self.spec.nlist, 1)
 
     def write(self, path: str) -> None:
         faiss.write_index(self.index, path)
