@@ -11,6 +11,7 @@ import faiss
 import numpy as np
 
 from index.columns import Dictionary
+from index.durable import fsync_path
 from index.engines import Engine
 from index.persistence import (
     DICTIONARIES,
@@ -97,6 +98,7 @@ def save_from_store(
     write_json(partial / DICTIONARIES, {"categories": categories.names, "vendors": vendors.names})
     if engine is not None:
         faiss.write_index(engine.index, str(partial / ENGINE_FILE))
+        fsync_path(partial / ENGINE_FILE)
     fields = {
         "model_id": store.model_id,
         "dim": store.dim,

@@ -141,7 +141,8 @@ class VectorStore:
             if match:
                 last = int(match.group(1))
                 found.append(Segment(path, int(match.group(2) or last), last))
-        in_charge = [s for s in found if not any(o.covers(s) for o in found)]
+        merged = [s for s in found if s.merged]  # only a merged file covers others: few of them
+        in_charge = [s for s in found if not any(m.covers(s) for m in merged)]
         return sorted(in_charge, key=lambda s: s.last)
 
     @property
@@ -247,7 +248,8 @@ class VectorStore:
         segments = self.segment_ranges()
         mode = self.compaction_plan() if mode is None else mode
         before = {"files": len(segments), "rows": self.stored_rows()}
-        if mode is None or not segments or (mode == "tail" and len(segments) < 3):
+        already = len(segments) == 1 and segments[0].drops_tombstones and before["rows"] == self.count()
+        if mode is None or not segments or already or (mode == "tail" and len(segments) < 3):
             return {"compacted": False, **before, "files_after": before["files"], "rows_after": before["rows"]}
         chosen = segments if mode == "full" else segments[1:]
         first, last = (1 if mode == "full" else chosen[0].first), chosen[-1].last
@@ -270,7 +272,8 @@ class VectorStore:
         os.replace(temporary, final)
         fsync_path(self.directory)
         for segment in chosen:  # covered by the merged file from here on: readers already ignore them
-            segment.path.unlink(missing_ok=True)
+            if segment.path != final:
+                segment.path.unlink(missing_ok=True)
         fsync_path(self.directory)
         self._latest = None
         after = self.segment_ranges()

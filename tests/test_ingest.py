@@ -290,3 +290,46 @@ def test_catalog_index_leaves_flat_as_soon_as_it_outgrows_it(tmp_path: Path, mon
     reopened = CatalogIndex(workspace, "model@x", 16)
     assert reopened.index.spec.kind == "ivf-sq8" and len(reopened.index) == 3000
     reopened.close()
+
+
+def test_after_ingest_the_saved_index_holds_every_product_and_the_store_is_compacted(
+    tmp_path: Path, workspace, embedder
+):
+    from index.persistence import load_index, read_manifest
+    from index.vector_store import VectorStore
+
+    rows = make_rows(300)
+    options = IngestOptions(batch_rows=16)  # many batches, so many store segments to merge
+    ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace, options)
+    rows[5]["price"] = "1.00"
+    ingest_catalog(write_csv(tmp_path / "c.csv", rows[:250]), "acme", embedder, workspace, IngestOptions(sync=True))
+    model_id = embedder.manifest.model_id
+    store = VectorStore(workspace.vectors_dir(model_id), model_id, embedder.manifest.embed_dim)
+    assert len(store.segments()) <= 2 and store.stored_rows() <= store.count() + 300
+    engine = make_engine(workspace.database_url)
+    with session_factory(engine)() as session:
+        images = set(session.scalars(select(ProductImage.id)))
+    engine.dispose()
+    saved = load_index(workspace.index_dir(model_id))  # what a serving process loads: no replay needed
+    assert set(saved.ids().tolist()) == images == set(store.live_ids().tolist()) and len(images) == 250
+    assert read_manifest(workspace.index_dir(model_id))["extra"]["store_segment"] == store.last_segment
+    assert saved.attributes_of(next(iter(images))).vendor == "acme"
+    for i in (0, 5, 249):
+        assert _search(workspace, embedder, product_photo(i))[0].sku == f"SKU-{i:05d}"
+    assert check_workspace(workspace)["healthy"]
+
+
+def test_near_duplicates_are_found_within_the_vendor_across_runs(tmp_path: Path, workspace, embedder):
+    rows = make_rows(6)
+    strict = IngestOptions(near_duplicate_threshold=0.9999)  # only the same photo counts
+    first = ingest_catalog(write_csv(tmp_path / "a.csv", rows[:5]), "acme", embedder, workspace, strict).to_json()
+    assert first["near_duplicates_count"] == 0
+    other = ingest_catalog(write_csv(tmp_path / "b.csv", [rows[2]]), "globex", embedder, workspace, strict).to_json()
+    assert other["near_duplicates_count"] == 0  # the same photo at another vendor is no duplicate
+    copy = {**rows[5], "image": rows[2]["image"]}  # a new product showing product 2's photo
+    again = ingest_catalog(write_csv(tmp_path / "a.csv", [*rows[:5], copy]), "acme", embedder, workspace, strict)
+    data = again.to_json()
+    assert data["near_duplicates_count"] == 1 and data["near_duplicates"][0]["sku"] == "SKU-00005"
+    from catalog_ingest.ids import product_id
+
+    assert data["near_duplicates"][0]["similar_product_id"] == product_id("acme", "SKU-00002")
