@@ -24,7 +24,7 @@ import numpy as np
 
 from catalog_ingest.workspace import Workspace
 from index.build import build_from_store, save_from_store
-from index.errors import IndexNotFound
+from index.errors import IndexError_, IndexNotFound
 from index.filters import ItemAttributes
 from index.persistence import load_index, read_manifest, save_index
 from index.planner import FLAT_MAX, plan_index
@@ -125,5 +125,23 @@ def publish_index(
     compaction = {"compacted": False} if compact == "none" else store.compact(compact)
     covered = store.last_segment
     plan = plan_index(max(store.count(), 1), dim, memory_budget)
+    try:
+        saved = read_manifest(workspace.index_dir(model_id))
+        if saved.get("extra", {}).get("store_segment") == covered and saved.get("index_type") == plan.spec.kind:
+            return {
+                "count": int(saved["count"]),
+                "index_type": plan.spec.kind,
+                "store_segment": covered,
+                "compaction": compaction,
+                "written": False,
+            }  # nothing new since the saved version
+    except IndexError_:
+        pass
     count = save_from_store(store, plan, workspace.index_dir(model_id), extra={"store_segment": covered})
-    return {"count": count, "index_type": plan.spec.kind, "store_segment": covered, "compaction": compaction}
+    return {
+        "count": count,
+        "index_type": plan.spec.kind,
+        "store_segment": covered,
+        "compaction": compaction,
+        "written": True,
+    }

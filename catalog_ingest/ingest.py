@@ -2,8 +2,9 @@
 
 Per batch of rows: validate → look up what the database already has → load image bytes
 (concurrently: files, zip members, URLs; the next batch loads while this one embeds) → hash →
-embed only new or changed images (decoding overlapped with inference) → commit: new vectors to the
-vector store, then products to the database, then retire vectors no product uses. Product and
+embed only new or changed images (decoding overlapped with inference) → commit (on a thread of its
+own, one batch at a time, in order, while the next batch embeds): new vectors to the vector store,
+then products to the database, then retire vectors no product uses. Product and
 image ids are deterministic, so a rerun after a crash upserts the same rows; vectors whose product
 never reached the database are tombstoned when the next run starts.
 
@@ -18,7 +19,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,6 +35,7 @@ from catalog_ingest.errors import CatalogError, ImageUnavailable
 from catalog_ingest.ids import image_id, product_id, product_of_image
 from catalog_ingest.images import FetchPolicy, ImageResolver, UrlFetcher
 from catalog_ingest.mapping import ColumnMapping
+from catalog_ingest.memory import release_freed_memory
 from catalog_ingest.near_duplicates import VendorVectors
 from catalog_ingest.readers import open_catalog
 from catalog_ingest.validation import CatalogRow, Rejection, validate
@@ -162,8 +164,11 @@ def ingest_catalog(
         seen = _SeenProducts()
         batch: list = []
         prepared: list[_Pending] | None = None
-        with ThreadPoolExecutor(max_workers=options.fetch.concurrency, thread_name_prefix="fetch") as loaders:
-            runner.loaders = loaders
+        with (
+            ThreadPoolExecutor(max_workers=options.fetch.concurrency, thread_name_prefix="fetch") as loaders,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as committer,
+        ):
+            runner.loaders, runner.committer = loaders, committer
             for record in opened.records:
                 summary.rows += 1
                 if record.problem:
@@ -199,9 +204,11 @@ def ingest_catalog(
                 prepared = ready
             if prepared is not None:
                 runner.finish(prepared)
+            runner.wait_for_commit()
         if options.sync:
             summary.removed = runner.remove_absent(seen)
         runner.near = near = None  # the vendor's codes are not needed while the index is written
+        release_freed_memory()
         publish_index(workspace, model_id, dim)
         fetcher.close()
         summary.duration_s = time.perf_counter() - began
@@ -282,6 +289,8 @@ class _BatchRunner:
         self.options: IngestOptions = options
         self.summary: IngestSummary = summary
         self.loaders: ThreadPoolExecutor | None = None
+        self.committer: ThreadPoolExecutor | None = None
+        self._committing: Future[None] | None = None
         self.vector_cache: dict[str, np.ndarray] = {}  # exact duplicate images embed once per run
 
     def prepare(self, batch: Sequence[tuple[int, CatalogRow]]) -> list[_Pending]:
@@ -315,7 +324,18 @@ class _BatchRunner:
                     self._image_problem(item, position, str(exc))
             item.loads = []
         self._embed(pending)
-        self._commit([p for p in pending if not p.failed])
+        for item in pending:  # embedded or reused by now: the commit needs only the hashes, not the bytes
+            item.images = [(position, ref, None, sha) for position, ref, _data, sha in item.images]
+        self.wait_for_commit()  # batches commit in order, one at a time
+        assert self.committer is not None
+        self._committing = self.committer.submit(self._commit, [p for p in pending if not p.failed])
+        release_freed_memory()  # the batch's photos: resident memory follows the batch, not the run
+
+    def wait_for_commit(self) -> None:
+        """Wait for the batch being committed; its error, if any, is raised here."""
+        if self._committing is not None:
+            committing, self._committing = self._committing, None
+            committing.result()
 
     def _image_problem(self, item: _Pending, position: int, reason: str) -> None:
         field_name = "image" if position == 0 else "images"
