@@ -333,3 +333,34 @@ def test_near_duplicates_are_found_within_the_vendor_across_runs(tmp_path: Path,
     from catalog_ingest.ids import product_id
 
     assert data["near_duplicates"][0]["similar_product_id"] == product_id("acme", "SKU-00002")
+
+
+def test_seen_products_and_vendor_vectors_bookkeeping():
+    from catalog_ingest.ingest import _SeenProducts
+    from catalog_ingest.near_duplicates import VendorVectors
+    from index.vector_store import VectorStore
+
+    seen = _SeenProducts()
+    rng = np.random.default_rng(3)
+    ids = rng.choice(2**62, size=10_000, replace=False)
+    for row, pid in enumerate(ids.tolist()):
+        assert seen.get(pid) is None
+        seen.add(pid, row)
+    assert [seen.get(int(ids[i])) for i in (0, 4095, 4096, 9999)] == [0, 4095, 4096, 9999]  # merged and recent
+    assert seen.contains(np.asarray([ids[7], 12345])).tolist() == [True, False]
+
+    store = VectorStore(Path(os.environ["VITRINE_HOME"]) / "bookkeeping-store", "model@x", 8)
+    vectors = rng.standard_normal((6, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.append(np.arange(6), vectors, [ItemAttributes(vendor="a" if i < 4 else "b") for i in range(6)])
+    near = VendorVectors.load(store, "a")
+    assert (
+        len(near) == 4
+        and near.search(vectors[4:5], 8)[0]
+        and all(hit[0] < 4 for hit in near.search(vectors[4:5], 8)[0])
+    )  # vendor b's rows are not loaded
+    assert near.search(vectors[1:2], 1)[0][0] == (1, pytest.approx(1.0, abs=1e-3))
+    near.add(np.asarray([1]), vectors[5:6])  # product image 1 replaced: its old vector no longer matches
+    near.remove(np.asarray([2]))
+    hits = dict(near.search(vectors[1:2], 8)[0])
+    assert 2 not in hits and hits.get(1, 0) < 0.999 and len(near) == 3
