@@ -18,6 +18,8 @@ import ctypes
 import ctypes.util
 from functools import cache
 
+import pyarrow as pa
+
 
 @cache
 def _libc() -> ctypes.CDLL | None:
@@ -48,6 +50,7 @@ def tune_allocator_for_batches() -> bool:
 
 def release_freed_memory() -> bool:
     """`malloc_trim(0)`: hand free heap pages back (a few milliseconds). False where not glibc."""
+    pa.default_memory_pool().release_unused()  # Arrow's own allocator (CSV blocks, Parquet segments) too
     libc = _libc()
     if libc is None:
         return False
