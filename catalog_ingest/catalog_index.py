@@ -7,6 +7,10 @@ a store write and an index save loses nothing.
 Exact vectors live on disk (memory-mapped when loaded, appended to a spill file when added), and
 a flat index outgrowing its size is rebuilt as the planner's choice at once, so a large ingest does
 not keep every vector of the catalog in memory twice.
+
+An ingest does not hold a `CatalogIndex`: it writes the store batch by batch and ends with
+`publish_index`, which compacts the store and writes a fresh saved index from it in bounded memory;
+a serving process picks that version up when it next opens the index.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from catalog_ingest.workspace import Workspace
-from index.build import build_from_store
-from index.errors import IndexNotFound
+from index.build import build_from_store, save_from_store
+from index.errors import IndexError_, IndexNotFound
 from index.filters import ItemAttributes
 from index.persistence import load_index, read_manifest, save_index
 from index.planner import FLAT_MAX, plan_index
@@ -55,6 +59,11 @@ class CatalogIndex:
             )
             covered = int(read_manifest(directory).get("extra", {}).get("store_segment", 0))
         except IndexNotFound:
+            plan = plan_index(self.store.count(), self.dim, self.memory_budget)
+            return build_from_store(self.store, plan, vectors_path=self._spill)
+        if not self.store.replayable_since(covered):
+            # The store was compacted past this saved index, tombstones included: rebuild from it.
+            index.close()
             plan = plan_index(self.store.count(), self.dim, self.memory_budget)
             return build_from_store(self.store, plan, vectors_path=self._spill)
         for batch, deleted in self.store.changes_since(covered):
@@ -101,3 +110,38 @@ class CatalogIndex:
         self.index.close()
         if self._spill is not None:
             self._spill.unlink(missing_ok=True)
+
+
+def publish_index(
+    workspace: Workspace,
+    model_id: str,
+    dim: int,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    compact: str | None = None,
+) -> dict:
+    """Compact the store (`compact`: None lets the store decide, 'full', 'tail', or 'none') and save a
+    fresh index of it, streamed from the store, so what an ingest wrote becomes what searches load."""
+    store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
+    compaction = {"compacted": False} if compact == "none" else store.compact(compact)
+    covered = store.last_segment
+    plan = plan_index(max(store.count(), 1), dim, memory_budget)
+    try:
+        saved = read_manifest(workspace.index_dir(model_id))
+        if saved.get("extra", {}).get("store_segment") == covered and saved.get("index_type") == plan.spec.kind:
+            return {
+                "count": int(saved["count"]),
+                "index_type": plan.spec.kind,
+                "store_segment": covered,
+                "compaction": compaction,
+                "written": False,
+            }  # nothing new since the saved version
+    except IndexError_:
+        pass
+    count = save_from_store(store, plan, workspace.index_dir(model_id), extra={"store_segment": covered})
+    return {
+        "count": count,
+        "index_type": plan.spec.kind,
+        "store_segment": covered,
+        "compaction": compaction,
+        "written": True,
+    }

@@ -2,10 +2,15 @@
 
 Per batch of rows: validate → look up what the database already has → load image bytes
 (concurrently: files, zip members, URLs; the next batch loads while this one embeds) → hash →
-embed only new or changed images (decoding overlapped with inference) → commit: new vectors to the
-store and index, then products to the database, then retire vectors no product uses. Product and
+embed only new or changed images (decoding overlapped with inference) → commit (on a thread of its
+own, one batch at a time, in order, while the next batch embeds): new vectors to the vector store,
+then products to the database, then retire vectors no product uses. Product and
 image ids are deterministic, so a rerun after a crash upserts the same rows; vectors whose product
 never reached the database are tombstoned when the next run starts.
+
+Memory follows the batch, not the catalog: no index is held during the run (only the vendor's
+vectors as float16 codes, for near-duplicates); at the end the store is compacted and the saved
+index rewritten from it, streamed (`publish_index`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,16 +29,19 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from catalog_ingest.catalog_index import CatalogIndex
+from catalog_ingest.catalog_index import publish_index
 from catalog_ingest.db import IngestJob, Product, ProductImage, Vendor, make_engine, session_factory
 from catalog_ingest.errors import CatalogError, ImageUnavailable
 from catalog_ingest.ids import image_id, product_id, product_of_image
 from catalog_ingest.images import FetchPolicy, ImageResolver, UrlFetcher
 from catalog_ingest.mapping import ColumnMapping
+from catalog_ingest.memory import release_freed_memory
+from catalog_ingest.near_duplicates import VendorVectors
 from catalog_ingest.readers import open_catalog
 from catalog_ingest.validation import CatalogRow, Rejection, validate
 from catalog_ingest.workspace import Workspace
 from index.filters import ItemAttributes
+from index.vector_store import VectorStore
 from vision.embedder import Embedder
 from vision.pipeline import embed_sources
 
@@ -134,9 +142,9 @@ def ingest_catalog(
         options.mapping.check_headers(opened.headers)
         engine = make_engine(workspace.database_url)
         sessions = session_factory(engine)
-        model_id = embedder.manifest.model_id
-        index = CatalogIndex(workspace, model_id, embedder.manifest.embed_dim)
-        _reconcile(sessions, index)
+        model_id, dim = embedder.manifest.model_id, embedder.manifest.embed_dim
+        store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
+        _reconcile(sessions, store)
         fetcher = UrlFetcher(options.fetch)
         resolver = ImageResolver(opened.root, opened.zip_file, options.mapping.image_folder, fetcher)
         summary = IngestSummary(vendor=vendor, catalog=str(catalog), model_id=model_id)
@@ -151,12 +159,16 @@ def ingest_catalog(
             session.add(job)
             session.commit()
             job_id = summary.job_id = job.id
-        runner = _BatchRunner(vendor, vendor_id, embedder, index, sessions, resolver, workspace, options, summary)
-        seen: dict[int, int] = {}
+        near = VendorVectors.load(store, vendor) if options.near_duplicate_threshold < 1 else None
+        runner = _BatchRunner(vendor, vendor_id, embedder, store, near, sessions, resolver, workspace, options, summary)
+        seen = _SeenProducts()
         batch: list = []
         prepared: list[_Pending] | None = None
-        with ThreadPoolExecutor(max_workers=options.fetch.concurrency, thread_name_prefix="fetch") as loaders:
-            runner.loaders = loaders
+        with (
+            ThreadPoolExecutor(max_workers=options.fetch.concurrency, thread_name_prefix="fetch") as loaders,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as committer,
+        ):
+            runner.loaders, runner.committer = loaders, committer
             for record in opened.records:
                 summary.rows += 1
                 if record.problem:
@@ -167,14 +179,15 @@ def ingest_catalog(
                     summary.rejected.extend(checked)
                     continue
                 pid = product_id(vendor, checked.sku)
-                if pid in seen:
+                kept_row = seen.get(pid)
+                if kept_row is not None:
                     if len(summary.duplicate_skus) < 100:
-                        summary.duplicate_skus.append({"sku": checked.sku, "row": checked.row, "kept_row": seen[pid]})
+                        summary.duplicate_skus.append({"sku": checked.sku, "row": checked.row, "kept_row": kept_row})
                     summary.rejected.append(
-                        Rejection(checked.row, checked.sku, "sku", f"duplicate sku (kept row {seen[pid]})")
+                        Rejection(checked.row, checked.sku, "sku", f"duplicate sku (kept row {kept_row})")
                     )
                     continue
-                seen[pid] = checked.row
+                seen.add(pid, checked.row)
                 batch.append((pid, checked))
                 if len(batch) >= options.batch_rows:
                     # The next batch's images load while this one is embedded and committed.
@@ -191,10 +204,12 @@ def ingest_catalog(
                 prepared = ready
             if prepared is not None:
                 runner.finish(prepared)
+            runner.wait_for_commit()
         if options.sync:
-            summary.removed = runner.remove_absent(set(seen))
-        index.save()
-        index.close()
+            summary.removed = runner.remove_absent(seen)
+        runner.near = near = None  # the vendor's codes are not needed while the index is written
+        release_freed_memory()
+        publish_index(workspace, model_id, dim)
         fetcher.close()
         summary.duration_s = time.perf_counter() - began
         if progress:
@@ -216,28 +231,66 @@ def _load_and_hash(resolver: ImageResolver, ref: str) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _reconcile(sessions, index: CatalogIndex) -> None:  # type: ignore[no-untyped-def]
+def _reconcile(sessions, store: VectorStore) -> None:  # type: ignore[no-untyped-def]
     """Tombstone vectors whose product never reached the database (a crash between the two writes)."""
-    live = index.store.live_ids()
+    live = store.live_ids()
     if not len(live):
         return
     with sessions() as session:
         known = np.fromiter(session.scalars(select(ProductImage.id)), np.int64)
-    orphans = np.setdiff1d(live, known)
-    index.remove(orphans)
+    store.delete(np.setdiff1d(live, known))
+
+
+class _SeenProducts:
+    """Product ids already read in this file, with their row: sorted arrays (12 bytes an id) plus a
+    small dict of recent ones, rather than a dict of Python ints (about 150 bytes an id)."""
+
+    _MERGE_AT = 4096
+
+    def __init__(self) -> None:
+        self._ids = np.empty(0, np.int64)
+        self._rows = np.empty(0, np.int32)
+        self._recent: dict[int, int] = {}
+
+    def get(self, pid: int) -> int | None:
+        row = self._recent.get(pid)
+        if row is None and len(self._ids):
+            where = int(np.searchsorted(self._ids, pid))
+            if where < len(self._ids) and self._ids[where] == pid:
+                row = int(self._rows[where])
+        return row
+
+    def add(self, pid: int, row: int) -> None:
+        self._recent[pid] = row
+        if len(self._recent) >= self._MERGE_AT:
+            self._merge()
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        self._merge()
+        return np.isin(np.asarray(ids, np.int64), self._ids)
+
+    def _merge(self) -> None:
+        if self._recent:
+            ids = np.concatenate([self._ids, np.fromiter(self._recent, np.int64, len(self._recent))])
+            rows = np.concatenate([self._rows, np.fromiter(self._recent.values(), np.int32, len(self._recent))])
+            order = np.argsort(ids, kind="stable")
+            self._ids, self._rows, self._recent = ids[order], rows[order], {}
 
 
 class _BatchRunner:
-    def __init__(self, vendor, vendor_id, embedder, index, sessions, resolver, workspace, options, summary):  # type: ignore[no-untyped-def]
+    def __init__(self, vendor, vendor_id, embedder, store, near, sessions, resolver, workspace, options, summary):  # type: ignore[no-untyped-def]
         self.vendor, self.vendor_id = vendor, vendor_id
         self.embedder: Embedder = embedder
-        self.index: CatalogIndex = index
+        self.store: VectorStore = store
+        self.near: VendorVectors | None = near
         self.sessions = sessions
         self.resolver: ImageResolver = resolver
         self.workspace: Workspace = workspace
         self.options: IngestOptions = options
         self.summary: IngestSummary = summary
         self.loaders: ThreadPoolExecutor | None = None
+        self.committer: ThreadPoolExecutor | None = None
+        self._committing: Future[None] | None = None
         self.vector_cache: dict[str, np.ndarray] = {}  # exact duplicate images embed once per run
 
     def prepare(self, batch: Sequence[tuple[int, CatalogRow]]) -> list[_Pending]:
@@ -271,7 +324,18 @@ class _BatchRunner:
                     self._image_problem(item, position, str(exc))
             item.loads = []
         self._embed(pending)
-        self._commit([p for p in pending if not p.failed])
+        for item in pending:  # embedded or reused by now: the commit needs only the hashes, not the bytes
+            item.images = [(position, ref, None, sha) for position, ref, _data, sha in item.images]
+        self.wait_for_commit()  # batches commit in order, one at a time
+        assert self.committer is not None
+        self._committing = self.committer.submit(self._commit, [p for p in pending if not p.failed])
+        release_freed_memory()  # the batch's photos: resident memory follows the batch, not the run
+
+    def wait_for_commit(self) -> None:
+        """Wait for the batch being committed; its error, if any, is raised here."""
+        if self._committing is not None:
+            committing, self._committing = self._committing, None
+            committing.result()
 
     def _image_problem(self, item: _Pending, position: int, reason: str) -> None:
         field_name = "image" if position == 0 else "images"
@@ -282,7 +346,8 @@ class _BatchRunner:
     def _embed(self, pending: list[_Pending]) -> None:
         """Give every loaded image a vector: kept from before if its bytes are unchanged, shared if the
         same bytes appear elsewhere in the run, otherwise embedded (each distinct image once)."""
-        todo: dict[str, tuple[bytes, list[tuple[_Pending, int]]]] = {}
+        fresh: list[tuple[_Pending, int, bytes | None, str]] = []
+        kept: list[tuple[_Pending, int, ProductImage, bytes | None, str]] = []
         for item in pending:
             if item.failed:
                 continue
@@ -290,17 +355,25 @@ class _BatchRunner:
             for position, _ref, data, sha in item.images:
                 old = known.get(position)
                 if old is not None and old.sha256 == sha:
-                    vector = self.index.index.vector_of(old.id)
-                    if vector is not None:
-                        item.vectors[position], item.sizes[position] = vector, (old.width, old.height)
-                        continue
-                if sha in self.vector_cache:
-                    item.vectors[position], item.sizes[position] = self.vector_cache[sha]
-                    self.summary.images_reused += 1
-                    continue
-                if sha in todo:
-                    self.summary.images_reused += 1
-                todo.setdefault(sha, (data, []))[1].append((item, position))
+                    kept.append((item, position, old, data, sha))
+                else:
+                    fresh.append((item, position, data, sha))
+        if kept:  # unchanged bytes: the stored vector, read back from the store (the source of truth)
+            found, vectors = self.store.vectors_of(np.asarray([old.id for _, _, old, _, _ in kept], np.int64))
+            for (item, position, old, data, sha), ok, vector in zip(kept, found, vectors, strict=True):
+                if ok:
+                    item.vectors[position], item.sizes[position] = vector, (old.width, old.height)
+                else:
+                    fresh.append((item, position, data, sha))
+        todo: dict[str, tuple[bytes | None, list[tuple[_Pending, int]]]] = {}
+        for item, position, data, sha in fresh:
+            if sha in self.vector_cache:
+                item.vectors[position], item.sizes[position] = self.vector_cache[sha]
+                self.summary.images_reused += 1
+                continue
+            if sha in todo:
+                self.summary.images_reused += 1
+            todo.setdefault(sha, (data, []))[1].append((item, position))
         shas = list(todo)
         results = embed_sources(self.embedder, [todo[sha][0] for sha in shas], thumbnail_size=THUMBNAIL_SIZE)
         for sha, result in zip(shas, results, strict=True):
@@ -371,30 +444,29 @@ class _BatchRunner:
             # of vectors no product uses any more: a crash anywhere leaves at worst vectors without
             # products, which the next run tombstones; never a product without its vectors.
             if write_ids:
-                self.index.write(np.asarray(write_ids, np.int64), np.stack(write_vectors), write_attributes)
+                self.store.append(np.asarray(write_ids, np.int64), np.stack(write_vectors), write_attributes)
             session.commit()
-        self.index.remove(np.asarray(sorted(dead), np.int64))
-        self._report_near_duplicates(new_embeddings)
+        dead_ids = np.asarray(sorted(dead), np.int64)
+        self.store.delete(dead_ids)
+        self._report_near_duplicates(new_embeddings, dead_ids)
 
-    def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]]) -> None:
-        """Report a new image whose nearest other product of the same vendor is above the threshold.
-
-        An unfiltered top-8 search, with the vendor checked on the hits: a vendor filter would cost
-        a pass over every indexed row per batch (quadratic over a run) for pairs that, being near
-        duplicates, rank first anyway.
-        """
-        threshold = self.options.near_duplicate_threshold
-        if not embedded or threshold >= 1:
+    def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]], dead: np.ndarray) -> None:
+        """Report a new image whose nearest other product of the same vendor is above the threshold
+        (the vendor's vectors, this batch's included, so pairs within a batch count too)."""
+        near = self.near
+        if near is None:
             return
-        result = self.index.index.search(np.stack([v for *_, v in embedded]), NEAR_DUPLICATE_CANDIDATES)
+        near.remove(dead)
+        if not embedded:
+            return
+        queries = np.stack([v for *_, v in embedded])
+        near.add(np.asarray([iid for _, iid, _ in embedded], np.int64), queries)
+        hits = near.search(queries, NEAR_DUPLICATE_CANDIDATES)
         for q, (item, _iid, _v) in enumerate(embedded):
-            for other, score in result.hits(q):
-                if score < threshold:
+            for other, score in hits[q]:
+                if score < self.options.near_duplicate_threshold:
                     break
                 if product_of_image(other) == item.product:
-                    continue
-                attributes = self.index.index.attributes_of(other)
-                if attributes is None or attributes.vendor != self.vendor:
                     continue
                 self.summary.near_duplicates_count += 1
                 if len(self.summary.near_duplicates) < 100:  # count them all, keep examples
@@ -408,22 +480,25 @@ class _BatchRunner:
                     )
                 break
 
-    def remove_absent(self, present: set[int]) -> int:
+    def remove_absent(self, present: _SeenProducts) -> int:
         """--sync: remove this vendor's products that the file no longer lists."""
         with self.sessions() as session:
-            gone = [
-                p
-                for p in session.scalars(
-                    select(Product).where(Product.vendor_id == self.vendor_id).options(selectinload(Product.images))
-                )
-                if p.id not in present
-            ]
-            ids = np.asarray([i.id for p in gone for i in p.images], np.int64)
-            for product in gone:
-                session.delete(product)
-            session.commit()
-        self.index.remove(ids)  # after the database: a crash in between leaves only orphan vectors
-        return len(gone)
+            mine = np.fromiter(session.scalars(select(Product.id).where(Product.vendor_id == self.vendor_id)), np.int64)
+        absent = mine[~present.contains(mine)]
+        ids: list[int] = []
+        for start in range(0, len(absent), 500):  # a session per chunk: bounded identity map
+            with self.sessions() as session:
+                gone = session.scalars(
+                    select(Product)
+                    .where(Product.id.in_(absent[start : start + 500].tolist()))
+                    .options(selectinload(Product.images))
+                ).all()
+                ids.extend(i.id for p in gone for i in p.images)
+                for product in gone:
+                    session.delete(product)
+                session.commit()
+        self.store.delete(np.asarray(ids, np.int64))  # after the database: a crash leaves only orphan vectors
+        return len(absent)
 
 
 def _image_state(images: list[tuple[int, str, str]]) -> list[tuple[int, str]]:

@@ -1,10 +1,27 @@
-"""Build a `VectorIndex` from the vector store, the source of truth."""
+"""Build a `VectorIndex` from the vector store, the source of truth, or write one straight to disk."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+import faiss
+import numpy as np
+
+from index.columns import Dictionary
+from index.durable import fsync_path
+from index.engines import Engine
+from index.persistence import (
+    DICTIONARIES,
+    ENGINE_FILE,
+    VECTORS_FILE,
+    NpyWriter,
+    new_version,
+    publish_version,
+    write_json,
+)
 from index.planner import IndexPlan
 from index.vector_index import VectorIndex
 from index.vector_store import VectorStore
@@ -30,3 +47,65 @@ def build_from_store(
         if progress is not None:
             progress(len(batch.ids))
     return index
+
+
+def save_from_store(
+    store: VectorStore,
+    plan: IndexPlan,
+    directory: Path,
+    extra: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write a saved index (the format `load_index` reads) straight from the store, batch by batch.
+
+    Unlike `build_from_store` + `save_index`, no index is held: vectors and columns stream to their
+    files, so memory stays that of one batch, plus the quantised codes for the inverted-file kinds.
+    A flat index saves no FAISS file: loading adds the memory-mapped vectors to a fresh one (the
+    same memory a saved copy would take, and half the disk). Returns the number of vectors.
+    """
+    count = store.count()
+    directory, version, partial = new_version(directory)
+    engine = None if plan.spec.exact else Engine(plan.spec, store.dim)
+    if engine is not None:
+        engine.train(store.sample(TRAINING_PER_LIST * plan.spec.nlist))
+    categories, vendors = Dictionary(), Dictionary()
+    with ExitStack() as files:
+        out = {
+            name: files.enter_context(NpyWriter(partial / f"{name}.npy", dtype, count))
+            for name, dtype in (
+                ("ids", np.int64),
+                ("alive", np.bool_),
+                ("price", np.float32),
+                ("category", np.int32),
+                ("vendor", np.int32),
+                ("in_stock", np.bool_),
+            )
+        }
+        vectors = files.enter_context(NpyWriter(partial / VECTORS_FILE, np.float32, count, store.dim))
+        for batch in store.scan():
+            n = len(batch.ids)
+            out["ids"].write(batch.ids)
+            out["alive"].write(np.ones(n, dtype=bool))
+            out["price"].write(np.fromiter((a.price for a in batch.attributes), np.float32, n))
+            out["category"].write(np.fromiter((categories.encode(a.category) for a in batch.attributes), np.int32, n))
+            out["vendor"].write(np.fromiter((vendors.encode(a.vendor) for a in batch.attributes), np.int32, n))
+            out["in_stock"].write(np.fromiter((a.in_stock for a in batch.attributes), np.bool_, n))
+            vectors.write(batch.vectors)
+            if engine is not None:
+                engine.add(batch.vectors)
+            if progress is not None:
+                progress(n)
+    write_json(partial / DICTIONARIES, {"categories": categories.names, "vendors": vendors.names})
+    if engine is not None:
+        faiss.write_index(engine.index, str(partial / ENGINE_FILE))
+        fsync_path(partial / ENGINE_FILE)
+    fields = {
+        "model_id": store.model_id,
+        "dim": store.dim,
+        "index_type": plan.spec.kind,
+        "engine": plan.spec.to_json(),
+        "count": count,
+        "rows": count,
+    }
+    publish_version(directory, version, partial, fields, extra)
+    return count

@@ -38,11 +38,7 @@ def save_index(index: VectorIndex, directory: Path, extra: dict[str, Any] | None
 
     `extra` is stored in the manifest for the caller (e.g. the vector-store segment the index covers).
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    version = f"v{time.time_ns()}"
-    partial = directory / f".{version}.partial"
-    partial.mkdir()
+    directory, version, partial = new_version(directory)
     with index.snapshot() as state:
         for name, array in state.arrays.items():
             with (partial / f"{name}.npy").open("wb") as handle:
@@ -53,18 +49,38 @@ def save_index(index: VectorIndex, directory: Path, extra: dict[str, Any] | None
         if state.engine is not None:
             faiss.write_index(state.engine, str(partial / ENGINE_FILE))
             fsync_path(partial / ENGINE_FILE)
-        manifest = {
-            "format_version": FORMAT_VERSION,
+        fields = {
             "model_id": state.model_id,
             "dim": state.dim,
             "index_type": state.spec.kind,
             "engine": state.spec.to_json(),
             "count": state.count,
             "rows": state.rows,
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "extra": extra or {},
-            "files": {p.name: _sha256(p) for p in sorted(partial.iterdir())},
         }
+    return publish_version(directory, version, partial, fields, extra)
+
+
+def new_version(directory: Path) -> tuple[Path, str, Path]:
+    """(directory, version name, partial folder to fill): the start of a save; `publish_version` ends it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    version = f"v{time.time_ns()}"
+    partial = directory / f".{version}.partial"
+    partial.mkdir()
+    return directory, version, partial
+
+
+def publish_version(
+    directory: Path, version: str, partial: Path, fields: dict[str, Any], extra: dict[str, Any] | None = None
+) -> Path:
+    """Checksum the filled partial folder, rename it into place and make it current (the commit point)."""
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        **fields,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "extra": extra or {},
+        "files": {p.name: _sha256(p) for p in sorted(partial.iterdir())},
+    }
     _write_json(partial / MANIFEST, manifest)
     fsync_path(partial)
     final = directory / version
@@ -148,14 +164,46 @@ def _sweep(directory: Path, keep: str) -> None:
 
 def _write_vectors(path: Path, state: IndexState) -> None:
     """Stream the vectors into a .npy file chunk by chunk: never the whole matrix in memory."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(state.vectors), state.dim))
-    start = 0
-    for block in state.vectors.chunks():
-        out[start : start + len(block)] = block
-        start += len(block)
-    out.flush()
-    del out
-    fsync_path(path)
+    with NpyWriter(path, np.float32, len(state.vectors), state.dim) as out:
+        for block in state.vectors.chunks():
+            out.write(block)
+
+
+class NpyWriter:
+    """Append rows to a .npy file of known shape with plain writes: no memory map, so a large file
+    written this way never counts in the writer's resident memory."""
+
+    def __init__(self, path: Path, dtype: type | np.dtype, rows: int, dim: int | None = None) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.shape = (rows,) if dim is None else (rows, dim)
+        self.written = 0
+        self._handle = path.open("wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_1_0(self._handle, header)
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.shape[1:] or self.written + len(block) > self.shape[0]:
+            raise ValueError(f"block of shape {block.shape} does not fit {self.path.name} {self.shape}")
+        self._handle.write(block.tobytes())
+        self.written += len(block)
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None and self.written != self.shape[0]:
+                raise ValueError(f"{self.path.name}: wrote {self.written} rows of {self.shape[0]}")
+            flush_handle(self._handle)
+        finally:
+            self._handle.close()
+
+
+def write_json(path: Path, data: object) -> None:
+    """JSON written and fsynced (a file of a version folder)."""
+    _write_json(path, data)
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -3,6 +3,17 @@
 Append-only segments (`segment-00000001.parquet`, ...), each written to a temporary name,
 fsynced and renamed, so a crash never leaves half a segment. A row is an upsert (id, model id,
 vector, filter attributes) or a tombstone (`deleted`); the latest row of an id wins.
+
+Compaction merges segments into one file named after the range it covers
+(`segment-00000390-from-00000001.parquet`): the latest row of each id, tombstones dropped when the
+range starts at the first segment (nothing older could resurrect). The merged file is renamed into
+place before the files it covers are deleted, and readers ignore any file whose range another file
+covers, so a crash at any moment leaves either the old files or the merged one in charge, never
+both counted and never neither. Temporary files (dot-prefixed) are ignored and swept.
+
+Where each id's latest row lives is cached per process (ids and flags of every file, read once;
+appends from this process are added without rereading), so counting, listing live ids or fetching
+vectors by id does not reread every segment each time.
 """
 
 from __future__ import annotations
@@ -10,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +35,9 @@ from index.errors import IndexMismatch, IndexNotFound
 from index.filters import ItemAttributes
 
 STORE_FILE = "store.json"
+#: Rows per Parquet row group in merged files: what a scan or a lookup by id decodes at a time.
+ROW_GROUP_ROWS = 8192
+_NAME = re.compile(r"segment-(\d{8})(?:-from-(\d{8}))?\.parquet")
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,39 @@ class VectorBatch:
     ids: np.ndarray
     vectors: np.ndarray
     attributes: list[ItemAttributes]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One store file and the range of append numbers it covers (first == last for a plain segment)."""
+
+    path: Path
+    first: int
+    last: int
+
+    @property
+    def merged(self) -> bool:
+        return "-from-" in self.path.name
+
+    @property
+    def drops_tombstones(self) -> bool:
+        """A merge from the first segment keeps no tombstones: nothing older remains to hide."""
+        return self.merged and self.first == 1
+
+    def covers(self, other: Segment) -> bool:
+        if self.path == other.path or not (self.first <= other.first and other.last <= self.last):
+            return False
+        return (self.first, self.last) != (other.first, other.last) or (self.merged and not other.merged)
+
+
+@dataclass(frozen=True)
+class _Latest:
+    """Sorted ids with the file (position in the segment list) and row of their latest row."""
+
+    ids: np.ndarray
+    file: np.ndarray
+    row: np.ndarray
+    deleted: np.ndarray
 
 
 class VectorStore:
@@ -50,6 +98,8 @@ class VectorStore:
                 )
         else:
             write_atomically(meta_path, json.dumps({"model_id": model_id, "dim": dim, "format_version": 1}).encode())
+        self._flags: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file name → (ids, deleted), per row
+        self._latest: tuple[tuple[str, ...], _Latest] | None = None
 
     @classmethod
     def open(cls, directory: Path) -> VectorStore:
@@ -58,6 +108,8 @@ class VectorStore:
             raise IndexNotFound(f"No vector store in {directory} (no {STORE_FILE}).")
         meta = json.loads(meta_path.read_text())
         return cls(Path(directory), meta["model_id"], int(meta["dim"]))
+
+    # ---- writing -------------------------------------------------------------------------------------
 
     def append(
         self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray, attributes: Sequence[ItemAttributes] | None = None
@@ -72,40 +124,90 @@ class VectorStore:
 
     def delete(self, ids: Sequence[int] | np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
-        self._write_segment(ids, np.zeros((len(ids), self.dim), np.float32), [ItemAttributes()] * len(ids), True)
+        if len(ids):
+            self._write_segment(ids, np.zeros((len(ids), self.dim), np.float32), [ItemAttributes()] * len(ids), True)
+
+    # ---- the files -----------------------------------------------------------------------------------
 
     def segments(self) -> list[Path]:
-        return sorted(self.directory.glob("segment-*.parquet"))
+        """The files in charge, oldest first (files another covers, e.g. after a crash mid-compaction,
+        are left out)."""
+        return [s.path for s in self.segment_ranges()]
+
+    def segment_ranges(self) -> list[Segment]:
+        found = []
+        for path in self.directory.glob("segment-*.parquet"):
+            match = _NAME.fullmatch(path.name)
+            if match:
+                last = int(match.group(1))
+                found.append(Segment(path, int(match.group(2) or last), last))
+        merged = [s for s in found if s.merged]  # only a merged file covers others: few of them
+        in_charge = [s for s in found if not any(m.covers(s) for m in merged)]
+        return sorted(in_charge, key=lambda s: s.last)
 
     @property
     def last_segment(self) -> int:
         """Number of the newest segment (0 when empty): an index records it to catch up later."""
-        segments = self.segments()
-        return _segment_number(segments[-1]) if segments else 0
+        segments = self.segment_ranges()
+        return segments[-1].last if segments else 0
+
+    def replayable_since(self, segment: int) -> bool:
+        """Whether replaying `changes_since(segment)` brings an index that covered `segment` up to date:
+        not when a merge that dropped tombstones spans it (deletions in that range are gone)."""
+        return not any(s.drops_tombstones and s.first <= segment < s.last for s in self.segment_ranges())
+
+    # ---- reading -------------------------------------------------------------------------------------
 
     def changes_since(self, segment: int) -> Iterator[tuple[VectorBatch, np.ndarray]]:
-        """Every row written after `segment`, in order, with its deleted flag: what an index replays."""
-        for path in self.segments():
-            if _segment_number(path) > segment:
-                table = pq.read_table(path)
+        """Every row written after `segment`, in order, with its deleted flag: what an index replays.
+
+        A merged file that spans `segment` is replayed whole (it holds the latest row of each id);
+        see `replayable_since`."""
+        for part in self._open_files([s for s in self.segment_ranges() if s.last > segment]):
+            for group in range(part.num_row_groups):
+                table = part.read_row_group(group)
                 yield _to_batch(table, self.dim), table.column("deleted").to_numpy(zero_copy_only=False)
 
     def live_ids(self) -> np.ndarray:
-        """Ids whose latest row is not a tombstone."""
-        parts = [pq.read_table(path, columns=["id"]).column("id").to_numpy()[rows] for path, rows in self._winners()]
-        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+        """Ids whose latest row is not a tombstone (sorted)."""
+        latest = self._latest_rows()[1]
+        return latest.ids[~latest.deleted]
 
     def count(self) -> int:
-        return sum(len(winners) for _, winners in self._winners())
+        return int((~self._latest_rows()[1].deleted).sum())
+
+    def stored_rows(self) -> int:
+        """Rows held in the files, superseded rows and tombstones included (what compaction reclaims)."""
+        return sum(len(self._flags_of(s.path)[0]) for s in self.segment_ranges())
+
+    def vectors_of(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, vectors) for the latest live row of each id; reads only the row groups needed."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((len(ids), self.dim), np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        names, latest = self._latest_rows()
+        if not len(ids) or not len(latest.ids):
+            return found, out
+        where = np.searchsorted(latest.ids, ids).clip(0, len(latest.ids) - 1)
+        hit = (latest.ids[where] == ids) & ~latest.deleted[where]
+        for file in np.unique(latest.file[where[hit]]):
+            mine = np.flatnonzero(hit & (latest.file[where] == file))
+            rows = latest.row[where[mine]]
+            order = np.argsort(rows, kind="stable")
+            part = self._open_files_by_name([names[file]])[0]
+            table = _read_rows(part, rows[order], ["vector"])
+            out[mine[order]] = _vectors_of(table, self.dim)
+            found[mine] = True
+        return found, out
 
     def scan(self, batch_rows: int = 65536) -> Iterator[VectorBatch]:
-        """The current rows (latest per id, tombstoned ids left out), segment by segment."""
-        for path, winners in self._winners():
+        """The current rows (latest per id, tombstoned ids left out), file by file, a row group at a time."""
+        for part, winners in self._winners():
             if not len(winners):
                 continue
-            table = pq.read_table(path).take(pa.array(winners))
-            for start in range(0, table.num_rows, batch_rows):
-                yield _to_batch(table.slice(start, batch_rows), self.dim)
+            for table in _iter_rows(part, winners):
+                for start in range(0, table.num_rows, batch_rows):
+                    yield _to_batch(table.slice(start, batch_rows), self.dim)
 
     def sample(self, size: int, seed: int = 0) -> np.ndarray:
         """Up to `size` current vectors drawn uniformly, e.g. to train an inverted file without bias."""
@@ -115,58 +217,136 @@ class VectorStore:
             return np.empty((0, self.dim), np.float32)
         picks = np.sort(np.random.default_rng(seed).choice(total, size=min(size, total), replace=False))
         out, offset = [], 0
-        for path, rows in winners:
+        for part, rows in winners:
             mine = picks[(picks >= offset) & (picks < offset + len(rows))] - offset
             if len(mine):
-                table = pq.read_table(path, columns=["vector"]).take(pa.array(rows[mine]))
-                out.append(_vectors_of(table, self.dim))
+                out.append(_vectors_of(_read_rows(part, rows[mine], ["vector"]), self.dim))
             offset += len(rows)
         return np.concatenate(out)
 
-    def _winners(self) -> list[tuple[Path, np.ndarray]]:
-        """Per segment, the row numbers that hold the latest live version of their id."""
-        segments = self.segments()
-        ids, seqs, seg_of, row_of, deleted = [], [], [], [], []
-        seq = 0
-        for number, path in enumerate(segments):
+    # ---- compaction ----------------------------------------------------------------------------------
+
+    def compaction_plan(self) -> str | None:
+        """'full', 'tail' or None: what `compact()` would do unprompted.
+
+        Full (everything into one file, tombstones dropped) when a quarter of the rows are superseded
+        or deleted, or when the files after the first outweigh it; otherwise the files after the first
+        merged into one (tombstones kept), so a small update never rewrites a large catalog."""
+        segments = self.segment_ranges()
+        if len(segments) < 2 and not (segments and self.stored_rows() > self.count()):
+            return None
+        stored, live = self.stored_rows(), self.count()
+        base = len(self._flags_of(segments[0].path)[0])
+        if stored - live > stored // 4 or stored - base >= base:
+            return "full"
+        return "tail" if len(segments) > 2 else None
+
+    def compact(self, mode: str | None = "full") -> dict:
+        """Merge files (see `compaction_plan`; `mode=None` means: as the plan says). Crash-safe: the merged
+        file is written aside, fsynced and renamed, and only then are the files it covers deleted."""
+        self._sweep()
+        segments = self.segment_ranges()
+        mode = self.compaction_plan() if mode is None else mode
+        before = {"files": len(segments), "rows": self.stored_rows()}
+        already = len(segments) == 1 and segments[0].drops_tombstones and before["rows"] == self.count()
+        if mode is None or not segments or already or (mode == "tail" and len(segments) < 3):
+            return {"compacted": False, **before, "files_after": before["files"], "rows_after": before["rows"]}
+        chosen = segments if mode == "full" else segments[1:]
+        first, last = (1 if mode == "full" else chosen[0].first), chosen[-1].last
+        final = self.directory / f"segment-{last:08d}-from-{first:08d}.parquet"
+        temporary = self.directory / f".{final.name}.tmp"
+        keep = self._merge_winners(chosen, keep_tombstones=mode != "full")
+        writer = None
+        try:
+            for part, rows in zip(self._open_files(chosen), keep, strict=True):
+                for table in _iter_rows(part, rows):
+                    if writer is None:
+                        writer = pq.ParquetWriter(temporary, table.schema)
+                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+            if writer is None:
+                writer = pq.ParquetWriter(temporary, _schema(self.dim))
+        finally:
+            if writer is not None:
+                writer.close()
+        fsync_path(temporary)
+        os.replace(temporary, final)
+        fsync_path(self.directory)
+        for segment in chosen:  # covered by the merged file from here on: readers already ignore them
+            if segment.path != final:
+                segment.path.unlink(missing_ok=True)
+        fsync_path(self.directory)
+        self._latest = None
+        after = self.segment_ranges()
+        return {"compacted": True, "mode": mode, **before, "files_after": len(after), "rows_after": self.stored_rows()}
+
+    def _sweep(self) -> None:
+        """Delete what a crash left behind: temporary files and files a merged one covers."""
+        for path in self.directory.glob(".segment-*.tmp"):
+            path.unlink(missing_ok=True)
+        in_charge = set(self.segments())
+        for path in self.directory.glob("segment-*.parquet"):
+            if _NAME.fullmatch(path.name) and path not in in_charge:
+                path.unlink(missing_ok=True)
+
+    def _merge_winners(self, chosen: list[Segment], keep_tombstones: bool) -> list[np.ndarray]:
+        """Per chosen file, the rows holding the latest row of their id among the chosen files."""
+        flags = [self._flags_of(s.path) for s in chosen]
+        return _latest_per_file([f[0] for f in flags], [f[1] for f in flags], keep_tombstones)
+
+    # ---- the cache of where rows live ----------------------------------------------------------------
+
+    def _flags_of(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        cached = self._flags.get(path.name)
+        if cached is None:
             table = pq.read_table(path, columns=["id", "deleted"])
-            n = table.num_rows
-            ids.append(table.column("id").to_numpy())
-            deleted.append(table.column("deleted").to_numpy(zero_copy_only=False))
-            seqs.append(np.arange(seq, seq + n))
-            seg_of.append(np.full(n, number))
-            row_of.append(np.arange(n))
-            seq += n
-        if not segments or seq == 0:
-            return [(p, np.empty(0, np.int64)) for p in segments]
-        ids_all, seq_all = np.concatenate(ids), np.concatenate(seqs)
-        order = np.lexsort((seq_all, ids_all))
+            cached = (table.column("id").to_numpy(), table.column("deleted").to_numpy(zero_copy_only=False))
+            self._flags[path.name] = cached
+        return cached
+
+    def _latest_rows(self) -> tuple[tuple[str, ...], _Latest]:
+        segments = self.segment_ranges()
+        names = tuple(s.path.name for s in segments)
+        if self._latest is not None and self._latest[0] == names:
+            return self._latest
+        for stale in set(self._flags) - set(names):
+            del self._flags[stale]
+        flags = [self._flags_of(s.path) for s in segments]
+        ids = np.concatenate([f[0] for f in flags]) if flags else np.empty(0, np.int64)
+        deleted = np.concatenate([f[1] for f in flags]) if flags else np.empty(0, bool)
+        file = np.concatenate([np.full(len(f[0]), n, np.int32) for n, f in enumerate(flags)]) if flags else ids[:0]
+        row = np.concatenate([np.arange(len(f[0]), dtype=np.int32) for f in flags]) if flags else ids[:0]
+        order = np.lexsort((np.arange(len(ids)), ids))  # by id, then by write order
         last = np.ones(len(order), dtype=bool)
-        last[:-1] = ids_all[order][1:] != ids_all[order][:-1]
+        last[:-1] = ids[order][1:] != ids[order][:-1]
         chosen = order[last]
-        chosen = chosen[~np.concatenate(deleted)[chosen]]
-        seg_all, row_all = np.concatenate(seg_of), np.concatenate(row_of)
-        return [(path, np.sort(row_all[chosen[seg_all[chosen] == n]])) for n, path in enumerate(segments)]
+        self._latest = (names, _Latest(ids[chosen], file[chosen], row[chosen], deleted[chosen]))
+        return self._latest
+
+    def _winners(self) -> list[tuple[pq.ParquetFile, np.ndarray]]:
+        """Per file in charge (opened), the sorted rows that hold the latest live version of their id."""
+        names, latest = self._latest_rows()
+        live = ~latest.deleted
+        files = self._open_files_by_name(list(names))
+        return [(part, np.sort(latest.row[live & (latest.file == n)])) for n, part in enumerate(files)]
+
+    def _open_files(self, segments: list[Segment]) -> list[pq.ParquetFile]:
+        return self._open_files_by_name([s.path.name for s in segments])
+
+    def _open_files_by_name(self, names: list[str]) -> list[pq.ParquetFile]:
+        """Open every file up front: a compaction deleting them meanwhile cannot pull them away."""
+        try:
+            return [pq.ParquetFile(self.directory / name) for name in names]
+        except FileNotFoundError:
+            raise IndexNotFound(
+                f"The vector store in {self.directory} changed while it was read (compacted); try again."
+            ) from None
 
     def _write_segment(
         self, ids: np.ndarray, vectors: np.ndarray, attributes: list[ItemAttributes], deleted: bool
     ) -> None:
         if len(attributes) != len(ids):
             raise ValueError(f"got {len(attributes)} attribute rows for {len(ids)} ids")
-        table = pa.table(
-            {
-                "id": pa.array(ids, pa.int64()),
-                "model_id": pa.DictionaryArray.from_arrays(
-                    pa.array(np.zeros(len(ids), np.int32)), pa.array([self.model_id])
-                ),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), self.dim),
-                "deleted": pa.array(np.full(len(ids), deleted)),
-                "price": pa.array([a.price if math.isfinite(a.price) else None for a in attributes], pa.float32()),
-                "category": pa.array([a.category for a in attributes], pa.string()),
-                "vendor": pa.array([a.vendor for a in attributes], pa.string()),
-                "in_stock": pa.array([a.in_stock for a in attributes], pa.bool_()),
-            }
-        )
+        table = _table(self.model_id, self.dim, ids, vectors, attributes, deleted)
         number = self.last_segment + 1
         final = self.directory / f"segment-{number:08d}.parquet"
         temporary = self.directory / f".{final.name}.tmp"
@@ -174,15 +354,71 @@ class VectorStore:
         fsync_path(temporary)
         os.replace(temporary, final)
         fsync_path(self.directory)
+        self._flags[final.name] = (ids.copy(), np.full(len(ids), deleted))
 
 
-def _segment_number(path: Path) -> int:
-    return int(path.stem.split("-")[1])
+def _latest_per_file(ids: list[np.ndarray], deleted: list[np.ndarray], keep_tombstones: bool) -> list[np.ndarray]:
+    """Per file, sorted row numbers of the latest row of each id over all the files (in order)."""
+    if not ids:
+        return []
+    all_ids = np.concatenate(ids)
+    file = np.concatenate([np.full(len(i), n, np.int32) for n, i in enumerate(ids)])
+    row = np.concatenate([np.arange(len(i), dtype=np.int64) for i in ids])
+    order = np.lexsort((np.arange(len(all_ids)), all_ids))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = all_ids[order][1:] != all_ids[order][:-1]
+    chosen = order[last]
+    if not keep_tombstones:
+        chosen = chosen[~np.concatenate(deleted)[chosen]]
+    return [np.sort(row[chosen[file[chosen] == n]]) for n in range(len(ids))]
+
+
+def _row_groups(part: pq.ParquetFile) -> list[tuple[int, int]]:
+    starts, out = 0, []
+    for group in range(part.metadata.num_row_groups):
+        rows = part.metadata.row_group(group).num_rows
+        out.append((starts, rows))
+        starts += rows
+    return out
+
+
+def _iter_rows(part: pq.ParquetFile, rows: np.ndarray, columns: list[str] | None = None) -> Iterator[pa.Table]:
+    """The given sorted rows of a file, one row group at a time (bounded memory for any file size)."""
+    for group, (start, size) in enumerate(_row_groups(part)):
+        lo, hi = np.searchsorted(rows, [start, start + size])
+        if hi > lo:
+            yield part.read_row_group(group, columns=columns).take(pa.array(rows[lo:hi] - start))
+
+
+def _read_rows(part: pq.ParquetFile, rows: np.ndarray, columns: list[str]) -> pa.Table:
+    tables = list(_iter_rows(part, rows, columns))
+    return pa.concat_tables(tables) if tables else part.schema_arrow.empty_table().select(columns)
+
+
+def _schema(dim: int) -> pa.Schema:
+    return _table("", dim, np.empty(0, np.int64), np.empty((0, dim), np.float32), [], False).schema
+
+
+def _table(
+    model_id: str, dim: int, ids: np.ndarray, vectors: np.ndarray, attributes: list[ItemAttributes], deleted: bool
+) -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "model_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(ids), np.int32)), pa.array([model_id])),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim),
+            "deleted": pa.array(np.full(len(ids), deleted)),
+            "price": pa.array([a.price if math.isfinite(a.price) else None for a in attributes], pa.float32()),
+            "category": pa.array([a.category for a in attributes], pa.string()),
+            "vendor": pa.array([a.vendor for a in attributes], pa.string()),
+            "in_stock": pa.array([a.in_stock for a in attributes], pa.bool_()),
+        }
+    )
 
 
 def _vectors_of(table: pa.Table, dim: int) -> np.ndarray:
     column = table.column("vector").combine_chunks()
-    return column.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
 
 
 def _to_batch(table: pa.Table, dim: int) -> VectorBatch:

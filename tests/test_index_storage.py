@@ -251,3 +251,132 @@ def test_bench_index_prints_the_promised_figures():
     assert figures["index_type"] == "ivf-sq8" and figures["recall_at_10"] >= 0.6
     assert figures["filtered_recall_at_10"] == 1.0 and figures["filtered_full_pages"] == 1.0
     assert figures["deleted_ids_returned"] == 0 and figures["p50_ms"] < figures["flat_p50_ms"]
+
+
+# ---- vector store compaction -------------------------------------------------------------------------
+
+
+def _store_with_history(directory: Path, rng: np.random.Generator) -> tuple[VectorStore, dict[int, np.ndarray]]:
+    """Many small segments: inserts, upserts of the same ids, deletes (some of absent ids)."""
+    store = VectorStore(directory, "model-a@1", DIM)
+    expected: dict[int, np.ndarray] = {}
+    for step in range(12):
+        ids = rng.choice(300, size=40, replace=False)
+        vectors = _unit(rng, 40)
+        store.append(ids, vectors, [ItemAttributes(price=step, category=f"c{step}")] * 40)
+        expected.update(zip(ids.tolist(), vectors, strict=True))
+        if step % 3 == 2:
+            gone = rng.choice(300, size=15, replace=False)
+            store.delete(gone)
+            for i in gone.tolist():
+                expected.pop(i, None)
+    return store, expected
+
+
+def _contents(store: VectorStore) -> dict[int, tuple[np.ndarray, ItemAttributes]]:
+    return {
+        int(i): (v, a) for b in store.scan(batch_rows=7) for i, v, a in zip(b.ids, b.vectors, b.attributes, strict=True)
+    }
+
+
+def test_compaction_keeps_exactly_the_latest_live_rows(tmp_path: Path):
+    rng = np.random.default_rng(5)
+    store, expected = _store_with_history(tmp_path, rng)
+    before = _contents(store)
+    assert set(before) == set(expected) and store.stored_rows() > store.count() == len(expected)
+    assert store.compaction_plan() == "full"  # many superseded rows
+    result = store.compact()
+    assert result["compacted"] and result["files_after"] == 1 and result["rows_after"] == len(expected)
+    reopened = VectorStore.open(tmp_path)  # a fresh process sees the same
+    after = _contents(reopened)
+    assert set(after) == set(expected)
+    for i, vector in expected.items():
+        np.testing.assert_array_equal(after[i][0], vector)
+        assert after[i][1] == before[i][1]
+    found, vectors = reopened.vectors_of(np.asarray([*list(expected)[:5], 10_000]))
+    assert found.tolist() == [True] * 5 + [False]
+    np.testing.assert_array_equal(vectors[:5], np.stack([expected[i] for i in list(expected)[:5]]))
+    # Later writes go on top; a tail merge keeps their tombstones (they hide rows in the merged base).
+    victims = np.asarray(list(expected)[:10])
+    reopened.delete(victims)
+    reopened.append([5000, 5001], _unit(rng, 2))
+    reopened.append([5001], _unit(rng, 1))
+    assert reopened.compaction_plan() == "tail"
+    assert reopened.compact("tail")["files_after"] == 2
+    assert set(reopened.live_ids().tolist()) == (set(expected) - set(victims.tolist())) | {5000, 5001}
+    assert reopened.count() == len(reopened.live_ids())
+
+
+def test_replay_across_a_compaction_is_refused_and_the_index_rebuilt(tmp_path: Path):
+    from catalog_ingest.catalog_index import CatalogIndex
+    from catalog_ingest.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "home")
+    rng = np.random.default_rng(6)
+    catalog_index = CatalogIndex(workspace, "model-a@1", DIM)
+    catalog_index.write(np.arange(100), _unit(rng, 100), [ItemAttributes()] * 100)
+    catalog_index.save()
+    covered = catalog_index.store.last_segment
+    catalog_index.close()
+    store = VectorStore(workspace.vectors_dir("model-a@1"), "model-a@1", DIM)
+    store.delete(np.arange(10))
+    store.append([200], _unit(rng, 1))
+    assert store.replayable_since(covered)
+    store.compact("full")  # the tombstones of ids 0-9 are gone from the files
+    assert not store.replayable_since(covered) and store.replayable_since(store.last_segment)
+    reopened = CatalogIndex(workspace, "model-a@1", DIM)
+    assert set(reopened.index.ids().tolist()) == set(range(10, 100)) | {200}
+    reopened.close()
+
+
+def test_a_crash_mid_compaction_leaves_a_consistent_store(tmp_path: Path, monkeypatch):
+    rng = np.random.default_rng(7)
+    store, expected = _store_with_history(tmp_path, rng)
+    originals = {p.name: p.read_bytes() for p in store.segments()}
+    # 1. Killed while writing the merged file: a temporary file is left; readers never see it.
+    (tmp_path / ".segment-00000016-from-00000001.parquet.tmp").write_bytes(b"half a parquet file")
+    assert set(_contents(VectorStore.open(tmp_path))) == set(expected)
+    # 2. Killed after the rename, before the covered files were deleted: they are ignored, not counted twice.
+    store.compact()
+    for name, data in originals.items():
+        (tmp_path / name).write_bytes(data)
+    again = VectorStore.open(tmp_path)
+    assert len(again.segments()) == 1 and again.count() == len(expected) and again.stored_rows() == len(expected)
+    assert set(_contents(again)) == set(expected)
+    again.compact()  # sweeps the leftovers
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "store.json") == [again.segments()[0].name]
+    # 3. A failure before the rename changes nothing.
+    again.append([9999], _unit(rng, 1))
+    again.delete([next(iter(expected))])
+
+    def broken_replace(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        again.compact()
+    monkeypatch.undo()
+    third = VectorStore.open(tmp_path)
+    assert third.count() == len(expected) and 9999 in set(third.live_ids().tolist())
+
+
+def test_index_compact_and_build_by_model_name(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("VITRINE_HOME", str(tmp_path))
+    rng = np.random.default_rng(8)
+    store = VectorStore(tmp_path / "vectors" / "model-a_1", "model-a@1", DIM)
+    VectorStore(tmp_path / "vectors" / "model-b_2", "model-b@2", DIM)
+    for start in range(0, 500, 50):
+        store.append(np.arange(start, start + 50), _unit(rng, 50))
+    store.delete(np.arange(20))
+    ambiguous = runner.invoke(app, ["index", "build", "--json"])
+    assert ambiguous.exit_code == 2 and "model-a_1" in ambiguous.output
+    compacted = runner.invoke(app, ["index", "compact", "--model", "model-a", "--json"])
+    assert compacted.exit_code == 0, compacted.output
+    assert json.loads(compacted.stdout.strip().splitlines()[-1])["count"] == 480
+    assert len(VectorStore.open(tmp_path / "vectors" / "model-a_1").segments()) == 1
+    info = json.loads(runner.invoke(app, ["index", "info", "--model", "model-a@1"]).stdout)
+    assert info["count"] == 480 and info["extra"]["store_segment"] == store.last_segment
+    index = load_index(tmp_path / "index" / "model-a_1")
+    assert index.search(store.vectors_of([300])[1][0], 1).hits()[0][0] == 300
+    unknown = runner.invoke(app, ["index", "rebuild", "--model", "nope"])
+    assert unknown.exit_code == 2 and "nope" in unknown.output

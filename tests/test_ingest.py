@@ -290,3 +290,77 @@ def test_catalog_index_leaves_flat_as_soon_as_it_outgrows_it(tmp_path: Path, mon
     reopened = CatalogIndex(workspace, "model@x", 16)
     assert reopened.index.spec.kind == "ivf-sq8" and len(reopened.index) == 3000
     reopened.close()
+
+
+def test_after_ingest_the_saved_index_holds_every_product_and_the_store_is_compacted(
+    tmp_path: Path, workspace, embedder
+):
+    from index.persistence import load_index, read_manifest
+    from index.vector_store import VectorStore
+
+    rows = make_rows(300)
+    options = IngestOptions(batch_rows=16)  # many batches, so many store segments to merge
+    ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace, options)
+    rows[5]["price"] = "1.00"
+    ingest_catalog(write_csv(tmp_path / "c.csv", rows[:250]), "acme", embedder, workspace, IngestOptions(sync=True))
+    model_id = embedder.manifest.model_id
+    store = VectorStore(workspace.vectors_dir(model_id), model_id, embedder.manifest.embed_dim)
+    assert len(store.segments()) <= 2 and store.stored_rows() <= store.count() + 300
+    engine = make_engine(workspace.database_url)
+    with session_factory(engine)() as session:
+        images = set(session.scalars(select(ProductImage.id)))
+    engine.dispose()
+    saved = load_index(workspace.index_dir(model_id))  # what a serving process loads: no replay needed
+    assert set(saved.ids().tolist()) == images == set(store.live_ids().tolist()) and len(images) == 250
+    assert read_manifest(workspace.index_dir(model_id))["extra"]["store_segment"] == store.last_segment
+    assert saved.attributes_of(next(iter(images))).vendor == "acme"
+    for i in (0, 5, 249):
+        assert _search(workspace, embedder, product_photo(i))[0].sku == f"SKU-{i:05d}"
+    assert check_workspace(workspace)["healthy"]
+
+
+def test_near_duplicates_are_found_within_the_vendor_across_runs(tmp_path: Path, workspace, embedder):
+    rows = make_rows(6)
+    strict = IngestOptions(near_duplicate_threshold=0.9999)  # only the same photo counts
+    first = ingest_catalog(write_csv(tmp_path / "a.csv", rows[:5]), "acme", embedder, workspace, strict).to_json()
+    assert first["near_duplicates_count"] == 0
+    other = ingest_catalog(write_csv(tmp_path / "b.csv", [rows[2]]), "globex", embedder, workspace, strict).to_json()
+    assert other["near_duplicates_count"] == 0  # the same photo at another vendor is no duplicate
+    copy = {**rows[5], "image": rows[2]["image"]}  # a new product showing product 2's photo
+    again = ingest_catalog(write_csv(tmp_path / "a.csv", [*rows[:5], copy]), "acme", embedder, workspace, strict)
+    data = again.to_json()
+    assert data["near_duplicates_count"] == 1 and data["near_duplicates"][0]["sku"] == "SKU-00005"
+    from catalog_ingest.ids import product_id
+
+    assert data["near_duplicates"][0]["similar_product_id"] == product_id("acme", "SKU-00002")
+
+
+def test_seen_products_and_vendor_vectors_bookkeeping():
+    from catalog_ingest.ingest import _SeenProducts
+    from catalog_ingest.near_duplicates import VendorVectors
+    from index.vector_store import VectorStore
+
+    seen = _SeenProducts()
+    rng = np.random.default_rng(3)
+    ids = rng.choice(2**62, size=10_000, replace=False)
+    for row, pid in enumerate(ids.tolist()):
+        assert seen.get(pid) is None
+        seen.add(pid, row)
+    assert [seen.get(int(ids[i])) for i in (0, 4095, 4096, 9999)] == [0, 4095, 4096, 9999]  # merged and recent
+    assert seen.contains(np.asarray([ids[7], 12345])).tolist() == [True, False]
+
+    store = VectorStore(Path(os.environ["VITRINE_HOME"]) / "bookkeeping-store", "model@x", 8)
+    vectors = rng.standard_normal((6, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.append(np.arange(6), vectors, [ItemAttributes(vendor="a" if i < 4 else "b") for i in range(6)])
+    near = VendorVectors.load(store, "a")
+    assert (
+        len(near) == 4
+        and near.search(vectors[4:5], 8)[0]
+        and all(hit[0] < 4 for hit in near.search(vectors[4:5], 8)[0])
+    )  # vendor b's rows are not loaded
+    assert near.search(vectors[1:2], 1)[0][0] == (1, pytest.approx(1.0, abs=1e-3))
+    near.add(np.asarray([1]), vectors[5:6])  # product image 1 replaced: its old vector no longer matches
+    near.remove(np.asarray([2]))
+    hits = dict(near.search(vectors[1:2], 8)[0])
+    assert 2 not in hits and hits.get(1, 0) < 0.999 and len(near) == 3

@@ -1,0 +1,58 @@
+"""Give memory freed by a batch back to the operating system.
+
+Decoded photos (a 1200x1200 image is 4 MB of pixels) are allocated and freed by several threads in
+every batch. glibc keeps freed blocks in per-thread arenas and, after the first large free, serves
+large blocks from those arenas instead of fresh mappings; the arenas' free space then creeps up over
+a long run (measured: live allocations flat at ~63 MB while free-but-held memory grew from 34 MB to
+100 MB over 50,000 rows). Two remedies, glibc only (elsewhere they do nothing):
+
+- `tune_allocator_for_batches()`, for a process that only ingests (the `vitrine ingest` command):
+  blocks of 256 KB and more (image bytes, pixels, thumbnails) get mappings of their own, returned
+  on free, and threads share two arenas; measured over 50,000 rows: peak 298 MB instead of 331 MB.
+- `release_freed_memory()` after each batch: free pages inside the arenas go back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from functools import cache
+
+import pyarrow as pa
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None  # glibc only
+
+
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+MMAP_THRESHOLD = 256 * 1024
+ARENA_MAX = 2
+
+
+def tune_allocator_for_batches() -> bool:
+    """Process-wide: call early in a process dedicated to ingest (not in a server: fewer arenas mean
+    more lock contention between many threads). False where not glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # a fixed threshold also stops glibc raising it
+    libc.mallopt(_M_ARENA_MAX, ARENA_MAX)
+    return True
+
+
+def release_freed_memory() -> bool:
+    """`malloc_trim(0)`: hand free heap pages back (a few milliseconds). False where not glibc."""
+    pa.default_memory_pool().release_unused()  # Arrow's own allocator (CSV blocks, Parquet segments) too
+    libc = _libc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
