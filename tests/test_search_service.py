@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from catalogs import make_rows, product_photo, write_csv
+from catalogs import product_photo
 from PIL import Image
+from search_catalog import build_workspace
 
 from api.search_service import QueryInput, SearchService
 from catalog_ingest.db import make_engine, session_factory
-from catalog_ingest.ingest import ingest_catalog
-from catalog_ingest.workspace import Workspace
 from index.filters import SearchFilter
 from vision.embedder import l2_normalise, open_embedder
 from vision.errors import ImageRejected
@@ -27,13 +26,7 @@ def _catalog_photo(number: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def service(tiny, store, tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("search-catalog")
-    workspace = Workspace(folder / "home")
-    embedder = open_embedder("test-tiny", "onnx", store)
-    for vendor in ("acme", "globex"):
-        (folder / vendor).mkdir()
-    ingest_catalog(write_csv(folder / "acme" / "catalog.csv", make_rows(40)), "acme", embedder, workspace)
-    ingest_catalog(write_csv(folder / "globex" / "catalog.csv", make_rows(20, start=40)), "globex", embedder, workspace)
+    workspace = build_workspace(tmp_path_factory.mktemp("search-catalog"), open_embedder("test-tiny", "onnx", store))
     engine = make_engine(workspace.database_url)
     service = SearchService(workspace, session_factory(engine), "test-tiny", window_ms=2.0, max_batch=8)
     yield service
