@@ -55,8 +55,13 @@ def bench_serve_command(
     try:
         levels = tuple(int(c) for c in clients.split(",") if c.strip())
     except ValueError:
-        err.print(f"[bold red]error:[/] --clients takes numbers separated by commas, not {clients!r}")
-        raise typer.Exit(2) from None
+        levels = ()
+    if not levels or min(levels) < 1 or products < 1 or requests < 1:
+        err.print(
+            f"[bold red]error:[/] --clients takes whole numbers from 1 separated by commas (got {clients!r}); "
+            "--products and --requests must be at least 1"
+        )
+        raise typer.Exit(2)
     settings = ServeBenchSettings(
         products=products,
         clients=levels,
