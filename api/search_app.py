@@ -10,20 +10,19 @@ from __future__ import annotations
 import os
 
 from litestar import Litestar
+from sqlalchemy.engine import Engine
 
 from api.routes.search import search_routes
 from api.search_service import SearchService
+from catalog_ingest.db import make_engine, session_factory
+from catalog_ingest.workspace import Workspace
+from vision.model_store import DEFAULT_MODEL
 
 
-def service_from_env() -> SearchService:
-    from catalog_ingest.db import make_engine, session_factory
-    from catalog_ingest.workspace import Workspace
-    from vision.model_store import DEFAULT_MODEL
-
-    workspace = Workspace.from_env()
+def service_from_env(engine: Engine) -> SearchService:
     return SearchService(
-        workspace,
-        session_factory(make_engine(workspace.database_url)),
+        Workspace.from_env(),
+        session_factory(engine),
         os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL,
         window_ms=float(os.environ.get("VITRINE_SEARCH_WINDOW_MS", "4")),
         max_batch=int(os.environ.get("VITRINE_SEARCH_MAX_BATCH", "16")),
@@ -38,9 +37,11 @@ def create_search_app(service: SearchService | None = None) -> Litestar:
         return app
 
     def open_service(app: Litestar) -> None:
-        app.state.search = service_from_env()
+        app.state.engine = make_engine(Workspace.from_env().database_url)
+        app.state.search = service_from_env(app.state.engine)
 
     def close_service(app: Litestar) -> None:
         app.state.search.close()
+        app.state.engine.dispose()
 
     return Litestar(route_handlers=[*search_routes], on_startup=[open_service], on_shutdown=[close_service])
