@@ -1,8 +1,9 @@
 """Micro-batching: concurrent embed requests share one inference call.
 
 A batched inference call costs far less per item than single calls, but a request must not wait
-for company that never comes. A batch therefore closes when it is full (`max_batch`) or when its
-oldest request has waited `window_ms`, whichever comes first. While the model is busy, new requests
+for company that never comes. A batch therefore closes when it is full (`max_batch`), when its
+oldest request has waited `window_ms`, or at once when no other request is queued or on its way
+(an upload still being decoded), whichever comes first. While the model is busy, new requests
 queue up; once it is free they are already past their window and go in the next batch at once, so
 under load batches grow with concurrency and nobody waits for the clock.
 
@@ -66,7 +67,9 @@ class MicroBatcher(Generic[Item]):
     """Runs `run_batch(items) -> (N, D) array` on one worker thread, over batches of concurrent requests.
 
     `submit` returns a `Future` of the item's own row. An exception raised by `run_batch` is set on
-    every future of that batch; the worker carries on with the next one.
+    every future of that batch; the worker carries on with the next one. `more_coming`, when given,
+    says whether any request is on its way (e.g. being decoded): if none is and none is queued, the
+    batch goes at once instead of waiting out the window for company that cannot come.
     """
 
     def __init__(
@@ -75,12 +78,14 @@ class MicroBatcher(Generic[Item]):
         window_ms: float = 4.0,
         max_batch: int = 16,
         name: str = "micro-batch",
+        more_coming: Callable[[], bool] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if window_ms < 0:
             raise ValueError("window_ms must not be negative")
         self.run_batch = run_batch
+        self.more_coming = more_coming or (lambda: True)
         self.window = window_ms / 1000.0
         self.max_batch = max_batch
         self.stats = BatchStats()
@@ -127,6 +132,8 @@ class MicroBatcher(Generic[Item]):
         deadline = first.arrived + self.window
         while len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
+            if remaining > 0 and self._queue.empty() and not self.more_coming():
+                break
             try:
                 request = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
@@ -184,8 +191,14 @@ class MicroBatchEmbedder:
     ) -> None:
         self.embedder = embedder
         self.limits = limits
+        self._decoding = 0  # uploads being decoded: each will join the image queue shortly
+        self._decoding_lock = threading.Lock()
         self.images: MicroBatcher[np.ndarray] = MicroBatcher(
-            lambda pixels: embedder.embed_pixels(np.stack(pixels)), window_ms, max_batch, name="embed-images"
+            lambda pixels: embedder.embed_pixels(np.stack(pixels)),
+            window_ms,
+            max_batch,
+            name="embed-images",
+            more_coming=lambda: self._decoding > 0,
         )
         self.texts: MicroBatcher[str] = MicroBatcher(embedder.embed_texts, window_ms, max_batch, name="embed-texts")
         self._decode = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode-upload")
@@ -196,8 +209,15 @@ class MicroBatchEmbedder:
     async def embed_image(self, source: ImageSource, crop: Crop | None = None) -> np.ndarray:
         """One upload's unit vector: decoded off the loop, then embedded with whatever else is waiting."""
         loop = asyncio.get_running_loop()
-        pixels = await loop.run_in_executor(self._decode, self.pixels, source, crop)
-        return await self.images.embed(pixels)
+        with self._decoding_lock:
+            self._decoding += 1
+        try:
+            pixels = await loop.run_in_executor(self._decode, self.pixels, source, crop)
+            future = self.images.submit(pixels)  # queued before it stops counting as on its way
+        finally:
+            with self._decoding_lock:
+                self._decoding -= 1
+        return await asyncio.wrap_future(future)
 
     async def embed_text(self, text: str) -> np.ndarray:
         return await self.texts.embed(text)
