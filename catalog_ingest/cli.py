@@ -211,3 +211,39 @@ def bench_ingest(
 
     result = run_ingest_bench(rows, model, random_weights, ModelStore(), log=lambda m: err.print(m, style="dim"))
     print(json.dumps(result, indent=None if as_json else 2))
+
+
+def demo_catalog_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (one sub-folder per vendor).")],
+    seed: Annotated[int, typer.Option(help="Generator seed: the same seed writes the same catalog.")] = 7,
+    products: Annotated[int, typer.Option(help="Number of products, spread over the vendors.")] = 2000,
+) -> None:
+    """Generate a demo catalog: vendor CSV files and clean product shots that `vitrine ingest` accepts."""
+    from catalog_ingest.demo_catalog import write_demo_catalog
+
+    try:
+        catalog = write_demo_catalog(out, seed, products, progress=lambda d, t: err.print(f"{d}/{t}", style="dim"))
+    except ValueError as exc:
+        _fail(str(exc))
+    for vendor, path in catalog.vendor_files.items():
+        print(f"vitrine ingest {path} --vendor {vendor}")
+    err.print(f"{products} products from seed {seed} in {out}; ingest each vendor file with the commands above")
+
+
+def demo_queries_command(
+    catalog: Annotated[Path, typer.Option("--catalog", help="A folder written by `vitrine demo catalog`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the queries to.")],
+    seed: Annotated[
+        int, typer.Option(help="Seed of the customer photos (keep it apart from training seeds).")
+    ] = 424242,
+    photos: Annotated[int, typer.Option(help="Customer photos of distinct catalog products.")] = 500,
+) -> None:
+    """Simulated customer photos of catalog products, plus text queries, for `vitrine eval --queries`."""
+    from catalog_ingest.demo_catalog import DemoCatalog, write_queries
+
+    try:
+        opened = DemoCatalog.open(catalog)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    queries = write_queries(opened, out, seed, photos, progress=lambda d, t: err.print(f"{d}/{t}", style="dim"))
+    err.print(f"{len(queries)} customer photos and the text queries in {out}")
