@@ -9,6 +9,7 @@ from catalog_ingest.cli import (
     demo_catalog_command,
     demo_queries_command,
     doctor_command,
+    eval_command,
     ingest_command,
     search_command,
 )
@@ -35,6 +36,7 @@ app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)
 app.command("search")(search_command)
 app.command("doctor")(doctor_command)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

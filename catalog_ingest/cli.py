@@ -247,3 +247,49 @@ def demo_queries_command(
         _fail(str(exc))
     queries = write_queries(opened, out, seed, photos, progress=lambda d, t: err.print(f"{d}/{t}", style="dim"))
     err.print(f"{len(queries)} customer photos and the text queries in {out}")
+
+
+def eval_command(
+    catalog: Annotated[Path | None, typer.Option(help="Catalog folder (<vendor>/catalog.csv files).")] = None,
+    queries: Annotated[Path | None, typer.Option(help="Query folder (photos.csv, texts.csv).")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to evaluate.")] = "demo",
+    baselines: Annotated[
+        bool, typer.Option("--baselines/--no-baselines", help="Also run the colour-histogram and random baselines.")
+    ] = True,
+    products: Annotated[int, typer.Option(help="Products in the standard set (without --catalog).")] = 2000,
+    photos: Annotated[int, typer.Option(help="Customer photos in the standard set (without --queries).")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Search quality: photo → product recall@1/5/10 and MRR, text → product precision@10, per category.
+
+    Without --catalog/--queries, builds (once, under $VITRINE_HOME/eval) the standard demo set from fixed seeds.
+    """
+    from catalog_ingest.evaluate import HEADLINE, open_eval_set, run_evaluation, standard_eval_set
+    from vision.errors import ModelUnavailable
+    from vision.model_store import vitrine_home
+
+    if (catalog is None) != (queries is None):
+        _fail("give both --catalog and --queries, or neither (the standard demo set)")
+    root = vitrine_home() / "eval"
+
+    def log(message: str) -> None:
+        err.print(message, style="dim")
+
+    try:
+        if catalog is not None and queries is not None:
+            evalset = open_eval_set(catalog, queries)
+        else:
+            evalset = standard_eval_set(root, products, photos, log)
+        result = run_evaluation(evalset, root, model, baselines, log=log)
+    except (FileNotFoundError, ModelUnavailable, CatalogError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(result))
+        return
+    from rich.table import Table
+
+    table = Table("embedder", *HEADLINE)
+    rows = {model: result, **result.get("baselines", {})}
+    for name, figures in rows.items():
+        table.add_row(name, *(f"{figures[key]:.3f}" for key in HEADLINE))
+    Console().print(table)

@@ -146,6 +146,10 @@ VENDORS: dict[str, tuple[str, ...]] = {
     "lumen-market": ("Lumen", "Brightside", "Kito"),
 }
 CURRENCY = "EUR"
+# Seeds of the standard evaluation set (`vitrine eval`): its catalog and its customer photos.
+# Training uses other seeds (vision/train_demo.py checks), so no evaluation photo is ever trained on.
+EVAL_CATALOG_SEED = 7
+EVAL_PHOTO_SEED = 424242
 # Shapes that are nouns of their own: "red fabric armchair", not "red fabric armchair chair".
 _SHAPE_NOUNS = frozenset({"armchair", "stool", "cap", "fedora", "beanie"})
 
