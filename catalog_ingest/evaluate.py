@@ -96,7 +96,8 @@ def standard_eval_set(
     return evalset
 
 
-def _workspace_for(root: Path, evalset: EvalSet, embedder: Embedder) -> Workspace:
+def workspace_for(root: Path, evalset: EvalSet, embedder: Embedder) -> Workspace:
+    """Each embedder gets its own workspace per catalog: vectors of different models never share an index."""
     key = hashlib.sha256(evalset.description["catalog"].encode()).hexdigest()[:12]
     safe_id = embedder.manifest.model_id.replace("/", "_").replace("@", "-")
     return Workspace(root / "workspaces" / key / safe_id)
@@ -104,7 +105,7 @@ def _workspace_for(root: Path, evalset: EvalSet, embedder: Embedder) -> Workspac
 
 def evaluate_embedder(embedder: Embedder, evalset: EvalSet, root: Path, log: Log = lambda _: None) -> dict:
     """Ingest (or reuse) the catalog for `embedder`, run every query, and return the figures."""
-    workspace = _workspace_for(root, evalset, embedder)
+    workspace = workspace_for(root, evalset, embedder)
     began = time.perf_counter()
     for vendor, path in evalset.vendor_files.items():
         summary = ingest_catalog(path, vendor, embedder, workspace)

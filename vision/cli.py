@@ -231,8 +231,11 @@ def models_train_demo(
     photos_per_product: Annotated[int, typer.Option(help="Customer photos rendered per training product.")] = 4,
     steps: Annotated[int, typer.Option(help="Most training steps.")] = 900,
     time_budget: Annotated[float, typer.Option(help="Most seconds of training (after rendering).")] = 660.0,
-    batch: Annotated[int, typer.Option(help="Products per step.")] = 128,
+    batch: Annotated[int, typer.Option(help="Products per step.")] = 96,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    cache: Annotated[
+        Path | None, typer.Option(help="Keep the rendered training pool here and reuse it on the next run.")
+    ] = None,
 ) -> None:
     """Train the offline `demo` model (open_clip architecture `vitrine-demo`) on generated products. Needs torch.
 
@@ -251,5 +254,5 @@ def models_train_demo(
         batch=batch,
         threads=threads,
     )
-    report = train_demo(out, settings, log=lambda m: err.print(m, style="dim"))
+    report = train_demo(out, settings, log=lambda m: err.print(m, style="dim"), cache=cache)
     print(json.dumps({k: v for k, v in vars(report).items() if k != "losses"}))

@@ -51,7 +51,8 @@ TRAIN_PHOTO_SEEDS = tuple(range(5000, 5016))
 class TrainSettings:
     products: int = 3000
     photos_per_product: int = 4
-    batch: int = 128
+    batch: int = 96
+    types_per_batch: int = 3
     steps: int = 900
     time_budget_s: float = 660.0  # training loop only; rendering comes before it
     lr: float = 2e-3
@@ -70,6 +71,7 @@ class TrainReport:
     architecture: str
     parameters: int
     render_s: float = 0.0
+    pool_reused: bool = False
     train_s: float = 0.0
     total_s: float = 0.0
     steps_done: int = 0
@@ -113,9 +115,20 @@ def _render_product(job: tuple[int, int, PreprocessConfig]) -> tuple[np.ndarray,
 
 
 def render_pool(
-    settings: TrainSettings, config: PreprocessConfig, log: Callable[[str], None]
-) -> tuple[np.ndarray, np.ndarray, list[ProductSpec]]:
-    """(shots NxHxWx3, photos NxKxHxWx3, specs) for the training products, rendered over processes."""
+    settings: TrainSettings, config: PreprocessConfig, log: Callable[[str], None], cache: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, list[ProductSpec], bool]:
+    """(shots NxHxWx3, photos NxKxHxWx3, specs, reused) for the training products, rendered over processes.
+
+    With `cache`, the pool is kept there (keyed by everything that shapes it) and reused by the next run,
+    so trying training settings does not pay for rendering again.
+    """
+    specs = [product_spec(TRAIN_CATALOG_SEED, i) for i in range(settings.products)]
+    key = f"s{TRAIN_CATALOG_SEED}-n{settings.products}-k{settings.photos_per_product}-{config.image_size[0]}px"
+    cached = cache / f"demo-train-pool-{key}.npz" if cache else None
+    if cached is not None and cached.is_file():
+        with np.load(cached) as data:
+            log(f"reusing the rendered pool {cached}")
+            return data["shots"], data["photos"], specs, True
     jobs = [(i, settings.photos_per_product, config) for i in range(settings.products)]
     shots, photos = [], []
     with ProcessPoolExecutor(max_workers=settings.workers) as pool:
@@ -124,8 +137,13 @@ def render_pool(
             photos.append(sims)
             if n % 500 == 0:
                 log(f"rendered {n}/{settings.products} products")
-    specs = [product_spec(TRAIN_CATALOG_SEED, i) for i in range(settings.products)]
-    return np.stack(shots), np.stack(photos), specs
+    shot_array, photo_array = np.stack(shots), np.stack(photos)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".tmp.npz")
+        np.savez(partial, shots=shot_array, photos=photo_array)
+        os.replace(partial, cached)
+    return shot_array, photo_array, specs, False
 
 
 _FILLERS = ("", "", "", "for sale", "a photo of a", "buy", "new", "cheap")
@@ -160,6 +178,15 @@ def caption(spec: ProductSpec, rng: np.random.Generator) -> str:
 # --- training ---------------------------------------------------------------------------------------------------
 
 
+def _batch_products(by_type: list[np.ndarray], settings: TrainSettings, rng: np.random.Generator) -> np.ndarray:
+    """Distinct products from a few types only: within a type, products differ by colour, material, pattern and
+    detail alone, so each batch is full of the hard negatives that photo search must tell apart, while the
+    other types keep text search's kind-of-product contrast."""
+    kinds = rng.choice(len(by_type), size=min(settings.types_per_batch, len(by_type)), replace=False)
+    pool = np.concatenate([by_type[k] for k in kinds])
+    return rng.choice(pool, size=min(settings.batch, len(pool)), replace=False)
+
+
 def _clip_loss(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     logits = scale * a @ b.T
     labels = torch.arange(len(a))
@@ -171,7 +198,12 @@ def _to_tensor(pixels: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> tor
     return (x - mean) / std
 
 
-def train_demo(out_dir: Path, settings: TrainSettings | None = None, log: Callable[[str], None] = print) -> TrainReport:
+def train_demo(
+    out_dir: Path,
+    settings: TrainSettings | None = None,
+    log: Callable[[str], None] = print,
+    cache: Path | None = None,
+) -> TrainReport:
     """Render the pool, train, and write `out_dir/demo.safetensors` (fp16) and `out_dir/training.json`."""
     settings = settings or TrainSettings()
     check_seeds()
@@ -191,7 +223,7 @@ def train_demo(out_dir: Path, settings: TrainSettings | None = None, log: Callab
         open_clip_version=open_clip.__version__,
     )
     log(f"{ARCHITECTURE}: {report.parameters:,} parameters; rendering {settings.products} products")
-    shots, photos, specs = render_pool(settings, config, log)
+    shots, photos, specs, report.pool_reused = render_pool(settings, config, log, cache)
     report.render_s = time.perf_counter() - began
     log(f"pool ready in {report.render_s:.0f} s: {shots.shape[0]} shots, {photos.shape[0] * photos.shape[1]} photos")
 
@@ -205,6 +237,7 @@ def train_demo(out_dir: Path, settings: TrainSettings | None = None, log: Callab
         betas=(0.9, 0.98),
     )
     rng = np.random.default_rng(settings.seed)
+    by_type = [np.flatnonzero([spec.type == kind for spec in specs]) for kind in sorted({s.type for s in specs})]
     model.train()
     train_began = time.perf_counter()
     step, running = 0, 0.0
@@ -215,16 +248,16 @@ def train_demo(out_dir: Path, settings: TrainSettings | None = None, log: Callab
         lr = settings.lr * min(1.0, (step + 1) / settings.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
         for group in optimiser.param_groups:
             group["lr"] = lr
-        chosen = rng.choice(len(specs), size=settings.batch, replace=False)
-        which = rng.integers(0, photos.shape[1], size=settings.batch)
-        batch_photos = photos[chosen, which]
-        flip = rng.random(settings.batch) < 0.5
+        chosen = _batch_products(by_type, settings, rng)
+        which = rng.integers(0, photos.shape[1], size=len(chosen))
+        batch_photos = photos[chosen, which]  # a copy: flipping it leaves the pool alone
+        flip = rng.random(len(chosen)) < 0.5
         batch_photos[flip] = batch_photos[flip, :, ::-1]
         images = _to_tensor(np.concatenate([batch_photos, shots[chosen]]), mean, std)
         texts = tokenizer([caption(specs[i], rng) for i in chosen])
         image_features = F.normalize(model.encode_image(images), dim=-1)
         text_features = F.normalize(model.encode_text(texts), dim=-1)
-        photo_f, shot_f = image_features[: settings.batch], image_features[settings.batch :]
+        photo_f, shot_f = image_features[: len(chosen)], image_features[len(chosen) :]
         scale = model.logit_scale.exp().clamp(max=100)
         loss = settings.image_loss_weight * _clip_loss(photo_f, shot_f, scale) + settings.text_loss_weight * (
             _clip_loss(shot_f, text_features, scale) + _clip_loss(photo_f, text_features, scale)
@@ -240,7 +273,7 @@ def train_demo(out_dir: Path, settings: TrainSettings | None = None, log: Callab
             log(f"step {step} loss {running:.3f} lr {lr:.2e} elapsed {time.perf_counter() - began:.0f} s")
     report.train_s = time.perf_counter() - train_began
     report.steps_done = step
-    report.images_seen = step * settings.batch * 2
+    report.images_seen = step * min(settings.batch, settings.products) * 2
     report.final_loss = round(running, 4)
     model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
