@@ -233,6 +233,8 @@ def models_train_demo(
     time_budget: Annotated[float, typer.Option(help="Most seconds of training (after rendering).")] = 660.0,
     batch: Annotated[int, typer.Option(help="Products per step.")] = 96,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay after a short warm-up).")] = 2e-3,
+    init: Annotated[Path | None, typer.Option(help="Continue from this checkpoint instead of random weights.")] = None,
     cache: Annotated[
         Path | None, typer.Option(help="Keep the rendered training pool here and reuse it on the next run.")
     ] = None,
@@ -253,6 +255,8 @@ def models_train_demo(
         time_budget_s=time_budget,
         batch=batch,
         threads=threads,
+        lr=lr,
+        init=str(init) if init else None,
     )
     report = train_demo(out, settings, log=lambda m: err.print(m, style="dim"), cache=cache)
     print(json.dumps({k: v for k, v in vars(report).items() if k != "losses"}))

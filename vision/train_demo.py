@@ -33,7 +33,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from vision.demo_products import EVAL_CATALOG_SEED, EVAL_PHOTO_SEED, ProductSpec, product_spec
 from vision.open_clip_loader import preprocess_config_of, register_project_configs
@@ -63,6 +63,7 @@ class TrainSettings:
     seed: int = 0
     image_loss_weight: float = 1.0
     text_loss_weight: float = 0.5
+    init: str | None = None  # a checkpoint to continue from, instead of random weights
 
 
 @dataclass
@@ -212,6 +213,10 @@ def train_demo(
     torch.manual_seed(settings.seed)
     register_project_configs()
     model = open_clip.create_model(ARCHITECTURE)
+    if settings.init:
+        # Continue from an earlier checkpoint (fp16 on disk, copied into the fp32 parameters).
+        model.load_state_dict(load_file(settings.init), strict=True)
+        log(f"starting from {settings.init}")
     tokenizer = open_clip.get_tokenizer(ARCHITECTURE)
     config = preprocess_config_of(model)
     report = TrainReport(
