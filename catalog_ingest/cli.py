@@ -288,7 +288,9 @@ def eval_command(
         return
     from rich.table import Table
 
-    table = Table("embedder", *HEADLINE)
+    labels = {"photo_recall_at_1": "R@1", "photo_recall_at_5": "R@5", "photo_recall_at_10": "R@10"}
+    labels |= {"photo_mrr": "MRR", "text_precision_at_10": "text P@10"}
+    table = Table("embedder", *(labels[key] for key in HEADLINE), title="photo → product (R, MRR), text → product")
     rows = {model: result, **result.get("baselines", {})}
     for name, figures in rows.items():
         table.add_row(name, *(f"{figures[key]:.3f}" for key in HEADLINE))
