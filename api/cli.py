@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from catalog_ingest.cli import bench_ingest, doctor_command, ingest_command, search_command
+from catalog_ingest.cli import (
+    bench_ingest,
+    demo_catalog_command,
+    demo_queries_command,
+    doctor_command,
+    eval_command,
+    ingest_command,
+    search_command,
+)
 from index.cli import bench_index, index_app
 from vision.cli import bench_app, embed_command, models_app
 
@@ -17,7 +25,12 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+demo_app = typer.Typer(help="The demo catalog: generated vendor catalogs and customer photos.", no_args_is_help=True)
+demo_app.command("catalog")(demo_catalog_command)
+demo_app.command("queries")(demo_queries_command)
+
 app.add_typer(models_app, name="models")
+app.add_typer(demo_app, name="demo")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 bench_app.command("index")(bench_index)
@@ -26,6 +39,7 @@ app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)
 app.command("search")(search_command)
 app.command("doctor")(doctor_command)
+app.command("eval")(eval_command)
 
 
 def bench_serve_command(

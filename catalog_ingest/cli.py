@@ -213,3 +213,87 @@ def bench_ingest(
 
     result = run_ingest_bench(rows, model, random_weights, ModelStore(), log=lambda m: err.print(m, style="dim"))
     print(json.dumps(result, indent=None if as_json else 2))
+
+
+def demo_catalog_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write (one sub-folder per vendor).")],
+    seed: Annotated[int, typer.Option(help="Generator seed: the same seed writes the same catalog.")] = 7,
+    products: Annotated[int, typer.Option(help="Number of products, spread over the vendors.")] = 2000,
+) -> None:
+    """Generate a demo catalog: vendor CSV files and clean product shots that `vitrine ingest` accepts."""
+    from catalog_ingest.demo_catalog import write_demo_catalog
+
+    try:
+        catalog = write_demo_catalog(out, seed, products, progress=lambda d, t: err.print(f"{d}/{t}", style="dim"))
+    except ValueError as exc:
+        _fail(str(exc))
+    for vendor, path in catalog.vendor_files.items():
+        print(f"vitrine ingest {path} --vendor {vendor}")
+    err.print(f"{products} products from seed {seed} in {out}; ingest each vendor file with the commands above")
+
+
+def demo_queries_command(
+    catalog: Annotated[Path, typer.Option("--catalog", help="A folder written by `vitrine demo catalog`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the queries to.")],
+    seed: Annotated[
+        int, typer.Option(help="Seed of the customer photos (keep it apart from training seeds).")
+    ] = 424242,
+    photos: Annotated[int, typer.Option(help="Customer photos of distinct catalog products.")] = 500,
+) -> None:
+    """Simulated customer photos of catalog products, plus text queries, for `vitrine eval --queries`."""
+    from catalog_ingest.demo_catalog import DemoCatalog, write_queries
+
+    try:
+        opened = DemoCatalog.open(catalog)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    queries = write_queries(opened, out, seed, photos, progress=lambda d, t: err.print(f"{d}/{t}", style="dim"))
+    err.print(f"{len(queries)} customer photos and the text queries in {out}")
+
+
+def eval_command(
+    catalog: Annotated[Path | None, typer.Option(help="Catalog folder (<vendor>/catalog.csv files).")] = None,
+    queries: Annotated[Path | None, typer.Option(help="Query folder (photos.csv, texts.csv).")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to evaluate.")] = "demo",
+    baselines: Annotated[
+        bool, typer.Option("--baselines/--no-baselines", help="Also run the colour-histogram and random baselines.")
+    ] = True,
+    products: Annotated[int, typer.Option(help="Products in the standard set (without --catalog).")] = 2000,
+    photos: Annotated[int, typer.Option(help="Customer photos in the standard set (without --queries).")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Search quality: photo → product recall@1/5/10 and MRR, text → product precision@10, per category.
+
+    Without --catalog/--queries, builds (once, under $VITRINE_HOME/eval) the standard demo set from fixed seeds.
+    """
+    from catalog_ingest.evaluate import HEADLINE, open_eval_set, run_evaluation, standard_eval_set
+    from vision.errors import ModelUnavailable
+    from vision.model_store import vitrine_home
+
+    if (catalog is None) != (queries is None):
+        _fail("give both --catalog and --queries, or neither (the standard demo set)")
+    root = vitrine_home() / "eval"
+
+    def log(message: str) -> None:
+        err.print(message, style="dim")
+
+    try:
+        if catalog is not None and queries is not None:
+            evalset = open_eval_set(catalog, queries)
+        else:
+            evalset = standard_eval_set(root, products, photos, log)
+        result = run_evaluation(evalset, root, model, baselines, log=log)
+    except (FileNotFoundError, ModelUnavailable, CatalogError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(result))
+        return
+    from rich.table import Table
+
+    labels = {"photo_recall_at_1": "R@1", "photo_recall_at_5": "R@5", "photo_recall_at_10": "R@10"}
+    labels |= {"photo_mrr": "MRR", "text_precision_at_10": "text P@10"}
+    table = Table("embedder", *(labels[key] for key in HEADLINE), title="photo → product (R, MRR), text → product")
+    rows = {model: result, **result.get("baselines", {})}
+    for name, figures in rows.items():
+        table.add_row(name, *(f"{figures[key]:.3f}" for key in HEADLINE))
+    Console().print(table)

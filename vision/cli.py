@@ -222,3 +222,41 @@ def bench_decode(
     from vision.bench import run_decode_bench
 
     print(json.dumps(run_decode_bench(files, PreprocessConfig(image_size=(size, size)), repeats)))
+
+
+@models_app.command("train-demo")
+def models_train_demo(
+    out: Annotated[Path, typer.Option(help="Folder for the checkpoint and training.json.")] = Path("models/demo"),
+    products: Annotated[int, typer.Option(help="Generated training products.")] = 3000,
+    photos_per_product: Annotated[int, typer.Option(help="Customer photos rendered per training product.")] = 4,
+    steps: Annotated[int, typer.Option(help="Most training steps.")] = 900,
+    time_budget: Annotated[float, typer.Option(help="Most seconds of training (after rendering).")] = 660.0,
+    batch: Annotated[int, typer.Option(help="Products per step.")] = 96,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine decay after a short warm-up).")] = 2e-3,
+    init: Annotated[Path | None, typer.Option(help="Continue from this checkpoint instead of random weights.")] = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="Keep the rendered training pool here and reuse it on the next run.")
+    ] = None,
+) -> None:
+    """Train the offline `demo` model (open_clip architecture `vitrine-demo`) on generated products. Needs torch.
+
+    Writes OUT/demo.safetensors and OUT/training.json; `models/demo/manifest.json` names the checkpoint, and
+    the ONNX files are exported from it on first use.
+    """
+    try:
+        from vision.train_demo import TrainSettings, train_demo
+    except ImportError as exc:
+        _fail(f"training needs torch and open_clip (`pip install -e '.[torch]'`): {exc}")
+    settings = TrainSettings(
+        products=products,
+        photos_per_product=photos_per_product,
+        steps=steps,
+        time_budget_s=time_budget,
+        batch=batch,
+        threads=threads,
+        lr=lr,
+        init=str(init) if init else None,
+    )
+    report = train_demo(out, settings, log=lambda m: err.print(m, style="dim"), cache=cache)
+    print(json.dumps({k: v for k, v in vars(report).items() if k != "losses"}))

@@ -2,17 +2,21 @@
 
 A name given to `--model` resolves, in order, to a folder holding a manifest, an installed
 (exported) model, or a catalogue entry. Catalogue entries with random weights (`test-tiny`)
-are exported on first use, so tests and offline machines never need the network.
+or with a checkpoint committed next to their manifest (`demo`) are exported on first use, so
+tests and offline machines never need the network. A committed checkpoint is named by a path
+relative to its manifest; its digest is recorded with the export, so a retrained checkpoint
+is exported again rather than served stale.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 from vision.errors import ModelUnavailable
-from vision.manifest import IMAGE_ONNX, MANIFEST_NAME, ModelManifest
+from vision.manifest import IMAGE_ONNX, MANIFEST_NAME, ModelManifest, sha256_file
 
 CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "models"
 OPEN_CLIP_CONFIGS_DIR = CATALOGUE_DIR / "open_clip_configs"
@@ -44,6 +48,12 @@ class ModelStore:
         entries = {}
         for manifest_path in sorted(self.catalogue_dir.glob(f"*/{MANIFEST_NAME}")):
             manifest = ModelManifest.load(manifest_path.parent)
+            source = manifest.source
+            if source.get("kind") == "checkpoint" and not Path(source["path"]).is_absolute():
+                checkpoint = (manifest_path.parent / source["path"]).resolve()
+                source["path"] = str(checkpoint)
+                if checkpoint.is_file():
+                    source["sha256"] = _file_digest(str(checkpoint), *_stamp(checkpoint))
             entries[manifest.name] = manifest
         return entries
 
@@ -61,15 +71,18 @@ class ModelStore:
         if (as_path / MANIFEST_NAME).is_file():
             return as_path.resolve(), ModelManifest.load(as_path)
         directory = self.installed_dir(name)
-        if (directory / MANIFEST_NAME).is_file() and (directory / IMAGE_ONNX).is_file():
-            return directory, ModelManifest.load(directory)
         spec = self.catalogue().get(name)
+        if (directory / MANIFEST_NAME).is_file() and (directory / IMAGE_ONNX).is_file():
+            installed = ModelManifest.load(directory)
+            if not _stale(installed, spec):
+                return directory, installed
         if spec is None:
             known = ", ".join(sorted({*self.catalogue(), *self.installed()})) or "none"
             raise ModelUnavailable(f"Unknown model {name!r}. Known models: {known}. See `vitrine models list`.")
-        if spec.source.get("kind") == "random" and auto_export:
+        if _exports_offline(spec) and auto_export:
             with _export_lock:
-                if not (directory / IMAGE_ONNX).is_file():
+                ready = (directory / IMAGE_ONNX).is_file() and (directory / MANIFEST_NAME).is_file()
+                if not ready or _stale(ModelManifest.load(directory), spec):
                     export_into_store(self, spec)
             return directory, ModelManifest.load(directory)
         raise ModelUnavailable(
@@ -77,6 +90,30 @@ class ModelStore:
             f"Run `vitrine models pull {name}` (needs the network), or place its weights by hand "
             f"and run `vitrine models export {name} --weights FILE`."
         )
+
+
+def _exports_offline(spec: ModelManifest) -> bool:
+    """Random weights, or a checkpoint present on disk: exportable without the network."""
+    kind = spec.source.get("kind")
+    return kind == "random" or (kind == "checkpoint" and Path(spec.source.get("path", "")).is_file())
+
+
+def _stale(installed: ModelManifest, spec: ModelManifest | None) -> bool:
+    """An export of a committed checkpoint whose file has changed since (e.g. the model was retrained)."""
+    if spec is None or "sha256" not in spec.source:
+        return False
+    return installed.source.get("sha256") != spec.source["sha256"]
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=16)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of a checkpoint, computed once per file version (the catalogue is read on every resolve)."""
+    return sha256_file(Path(path))
 
 
 def export_into_store(store: ModelStore, spec: ModelManifest, weights: str | None = None) -> ModelManifest:
