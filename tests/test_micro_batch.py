@@ -1,0 +1,166 @@
+"""Micro-batching: concurrent callers share inference calls and each gets exactly its own vector."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+from catalogs import product_photo
+
+from vision.embedder import open_embedder
+from vision.errors import ImageRejected
+from vision.micro_batch import MicroBatchEmbedder, MicroBatcher, load_query_pixels
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny, store):
+    return open_embedder("test-tiny", "onnx", store)
+
+
+def _photos(count: int) -> list[bytes]:
+    return [product_photo(seed, size=96 + 8 * (seed % 5)) for seed in range(count)]
+
+
+async def _gather_images(batcher: MicroBatchEmbedder, photos: list[bytes]) -> list[np.ndarray]:
+    return await asyncio.gather(*(batcher.embed_image(p) for p in photos))
+
+
+def test_concurrent_callers_get_their_own_unbatched_vectors(embedder) -> None:
+    photos = _photos(24)
+    expected = np.stack([embedder.embed_pixels(load_query_pixels(p, embedder)[None])[0] for p in photos])
+    batcher = MicroBatchEmbedder(embedder, window_ms=20, max_batch=8)
+    try:
+        got = np.stack(asyncio.run(_gather_images(batcher, photos)))
+        stats = batcher.images.stats
+    finally:
+        batcher.close()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # distinct photos give distinct vectors, so a mix-up of rows could not pass the check above
+    assert np.abs(got[0] - got[1]).max() > 1e-3
+    assert stats.items == len(photos)
+    assert stats.largest > 1, "concurrent requests were never batched together"
+    assert stats.largest <= 8
+    assert stats.batches < len(photos)
+
+
+def test_texts_are_batched_and_match_unbatched(embedder) -> None:
+    texts = ["red mug", "silver earrings", "a lamp with a green shade", "mug"]
+    expected = embedder.embed_texts(texts)
+    batcher = MicroBatchEmbedder(embedder, window_ms=20, max_batch=16)
+
+    async def run() -> list[np.ndarray]:
+        return await asyncio.gather(*(batcher.embed_text(t) for t in texts))
+
+    try:
+        got = np.stack(asyncio.run(run()))
+    finally:
+        batcher.close()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert batcher.texts.stats.largest > 1
+
+
+def test_lone_caller_is_not_held_much_beyond_the_window() -> None:
+    window_ms = 30.0
+    batcher: MicroBatcher[int] = MicroBatcher(lambda items: np.asarray(items, np.float32)[:, None], window_ms, 16)
+    try:
+        waits = []
+        for value in range(5):
+            began = time.perf_counter()
+            row = batcher.submit(value).result(timeout=5)
+            waits.append(time.perf_counter() - began)
+            assert row.tolist() == [value]
+    finally:
+        batcher.close()
+    # it waits for company up to the window, then goes alone
+    assert min(waits) >= window_ms / 1000 * 0.8
+    assert max(waits) < window_ms / 1000 + 0.05
+
+
+def test_a_full_batch_goes_without_waiting_for_the_window() -> None:
+    batcher: MicroBatcher[int] = MicroBatcher(lambda items: np.asarray(items, np.float32)[:, None], 2000.0, 4)
+    try:
+        began = time.perf_counter()
+        futures = [batcher.submit(i) for i in range(4)]
+        rows = [f.result(timeout=5) for f in futures]
+        elapsed = time.perf_counter() - began
+    finally:
+        batcher.close()
+    assert [r.tolist() for r in rows] == [[0], [1], [2], [3]]
+    assert elapsed < 1.0
+
+
+def test_inference_error_reaches_every_waiting_caller_and_the_batcher_recovers() -> None:
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def run(items: list[int]) -> np.ndarray:
+        calls.append(list(items))
+        if len(calls) == 1:
+            release.wait(5)  # hold the worker so the next requests pile up into one batch
+            return np.asarray(items, np.float32)[:, None]
+        if len(calls) == 2:
+            raise RuntimeError("inference failed")
+        return np.asarray(items, np.float32)[:, None] * 2
+
+    batcher: MicroBatcher[int] = MicroBatcher(run, 1.0, 16)
+    try:
+        first = batcher.submit(100)
+        time.sleep(0.05)
+        doomed = [batcher.submit(i) for i in range(5)]
+        release.set()
+        assert first.result(timeout=5).tolist() == [100]
+        for future in doomed:
+            with pytest.raises(RuntimeError, match="inference failed"):
+                future.result(timeout=5)
+        assert calls[1] == [0, 1, 2, 3, 4]
+        assert batcher.submit(7).result(timeout=5).tolist() == [14]
+    finally:
+        batcher.close()
+
+
+def test_wrong_row_count_is_an_error_for_the_callers() -> None:
+    batcher: MicroBatcher[int] = MicroBatcher(lambda items: np.zeros((len(items) + 1, 2), np.float32), 1.0, 16)
+    try:
+        with pytest.raises(RuntimeError, match="rows"):
+            batcher.submit(1).result(timeout=5)
+    finally:
+        batcher.close()
+
+
+def test_closed_batcher_refuses_new_work() -> None:
+    batcher: MicroBatcher[int] = MicroBatcher(lambda items: np.zeros((len(items), 1), np.float32), 1.0, 16)
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit(1)
+
+
+def test_bad_upload_is_rejected_and_others_in_flight_are_unharmed(embedder) -> None:
+    good = _photos(3)
+    batcher = MicroBatchEmbedder(embedder, window_ms=20, max_batch=8)
+
+    async def run():
+        return await asyncio.gather(*(batcher.embed_image(p) for p in [*good, b"not an image"]), return_exceptions=True)
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        batcher.close()
+    assert isinstance(results[3], ImageRejected)
+    for vector in results[:3]:
+        assert isinstance(vector, np.ndarray)
+        assert abs(float(np.linalg.norm(vector)) - 1) < 1e-4
+
+
+def test_crop_embeds_the_region(embedder) -> None:
+    photo = product_photo(3, size=200)
+    whole = embedder.embed_pixels(load_query_pixels(photo, embedder)[None])[0]
+    corner = embedder.embed_pixels(load_query_pixels(photo, embedder, crop=(0.0, 0.0, 0.4, 0.4))[None])[0]
+    full_crop = embedder.embed_pixels(load_query_pixels(photo, embedder, crop=(0.0, 0.0, 1.0, 1.0))[None])[0]
+    np.testing.assert_allclose(full_crop, whole, atol=1e-5)
+    assert float(corner @ whole) < 0.999
+    with pytest.raises(ValueError, match="inside the image"):
+        load_query_pixels(photo, embedder, crop=(0.5, 0.5, 0.6, 0.2))
