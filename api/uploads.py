@@ -23,19 +23,26 @@ class StoredPhoto:
     sha256: str
     width: int
     height: int
+    jpeg: bytes = b""
 
 
-def check_and_store(data: bytes, workspace: Workspace, max_bytes: int, max_pixels: int) -> StoredPhoto:
-    """Decode `data` under the limits (raising `ImageRejected` before anything is written), then keep it."""
+def check_photo(data: bytes, max_bytes: int, max_pixels: int) -> StoredPhoto:
+    """Decode `data` under the limits (raising `ImageRejected`); nothing is written yet."""
     image = decode_image(data, DecodeLimits(max_bytes=max_bytes, max_pixels=max_pixels))
-    sha = hashlib.sha256(data).hexdigest()
     width, height = image.size
-    small = image.copy()
-    small.thumbnail((STORED_SIDE, STORED_SIDE), Image.Resampling.BICUBIC)
+    image.thumbnail((STORED_SIDE, STORED_SIDE), Image.Resampling.BICUBIC)
     out = io.BytesIO()
-    small.save(out, format="JPEG", quality=88)
-    workspace.store_thumbnail(sha, out.getvalue())
-    return StoredPhoto(sha, width, height)
+    image.save(out, format="JPEG", quality=88)
+    return StoredPhoto(hashlib.sha256(data).hexdigest(), width, height, out.getvalue())
+
+
+def store_photo(workspace: Workspace, photo: StoredPhoto) -> None:
+    workspace.store_thumbnail(photo.sha256, photo.jpeg)
+
+
+def read_photo(workspace: Workspace, sha256: str) -> bytes | None:
+    path = image_path(workspace, sha256)
+    return path.read_bytes() if path else None
 
 
 def image_path(workspace: Workspace, name: str) -> Path | None:

@@ -1,0 +1,219 @@
+"""`create_app(settings)`: the Litestar application, its shared services and its error pages.
+
+Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. The JSON API
+lives under /api (no cookies involved, so it is outside the CSRF check) and is described at /schema.
+Errors never show a traceback: services raise typed errors that become a page (or JSON under /api)
+saying what happened and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Litestar, Request, Response
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from api.errors import ServiceError
+from api.lifecycle import label
+from api.outbox import FileOutbox, Outbox
+from api.payments import PaymentProvider, open_provider
+from api.settings import Settings
+from catalog_ingest.db import make_engine, session_factory
+from vision.errors import ImageRejected
+
+log = logging.getLogger("vitrine.web")
+HERE = Path(__file__).resolve().parent
+
+
+class LoginRequired(ServiceError):
+    status_code = 401
+    title = "Please sign in"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    env.filters["status_label"] = label
+    env.filters["minutes"] = lambda seconds: (
+        f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+        if seconds >= 3600
+        else f"{max(0, int(seconds // 60))} min"
+    )
+    return env
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def _error_page(request: Request, status: int, title: str, message: str, hint: str) -> Response:
+    if _wants_json(request):
+        return Response({"error": title, "message": message, "hint": hint, "status": status}, status_code=status)
+    referer = request.headers.get("referer", "")
+    host = request.headers.get("host", "")
+    back = "/"
+    if host and f"//{host}/" in referer:
+        back = "/" + referer.split(f"//{host}/", 1)[1]
+    return Template(
+        template_name="error.html",
+        context={
+            "status": status,
+            "title": title,
+            "message": message,
+            "hint": hint,
+            "back": back,
+            "test_mode": request.app.state.payments.is_test,
+            "user": None,
+        },
+        status_code=status,
+    )
+
+
+def _service_error(request: Request, exc: ServiceError) -> Response:
+    if isinstance(exc, LoginRequired) and not _wants_json(request):
+        return Redirect(f"/login?next={request.url.path}", status_code=303)
+    return _error_page(request, exc.status_code, exc.title, exc.message, exc.hint)
+
+
+def _image_rejected(request: Request, exc: ImageRejected) -> Response:
+    status = 413 if "too large" in str(exc) else 400
+    return _error_page(
+        request, status, "This photo cannot be used", str(exc), "Nothing was saved. Please choose another photo."
+    )
+
+
+_HTTP_HINTS = {
+    400: ("The request was not understood", "Check the form and try again."),
+    403: (
+        "This form has expired or was not sent by this site",
+        "Reload the page and submit again (your browser must accept cookies from this site).",
+    ),
+    404: ("Page not found", "Check the address, or start from the home page."),
+    405: ("That action is not available here", "Use the buttons on the page."),
+    413: (
+        "The upload is too large",
+        "Nothing was saved. Please send a smaller photo (most phone photos are well under the limit).",
+    ),
+}
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    title, hint = _HTTP_HINTS.get(status, ("That did not work", "Go back and try again."))
+    message = exc.detail if status in (400, 422) and exc.detail else title + "."
+    if status == 413:
+        limit = request.app.state.settings.max_upload_bytes
+        message = f"The upload is larger than the limit of {limit / 1e6:.0f} MB."
+    if status == 403 and "CSRF" in (exc.detail or ""):
+        message = "The security token of this form is missing or out of date."
+    if status >= 500:
+        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
+        return _error_page(
+            request,
+            status,
+            "Something went wrong on our side",
+            "The server could not finish this.",
+            "Please try again in a minute.",
+        )
+    return _error_page(request, status, title, message, hint)
+
+
+def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error_page(
+        request,
+        500,
+        "Something went wrong on our side",
+        "The server hit an unexpected problem and nothing was changed by it.",
+        "Please try again in a minute. If it keeps happening, contact support.",
+    )
+
+
+def create_app(
+    settings: Settings,
+    search=None,  # type: ignore[no-untyped-def]
+    payments: PaymentProvider | None = None,
+    outbox: Outbox | None = None,
+) -> Litestar:
+    """The app over `settings.workspace`. `search`, `payments` and `outbox` may be given (tests share one)."""
+    from api.routes.api_json import json_routes
+    from api.routes.customer import customer_routes
+    from api.routes.operator import operator_routes
+    from api.routes.vendor import vendor_routes
+
+    engine = make_engine(settings.workspace.database_url)
+    sessions = session_factory(engine)
+    owns_search = search is None
+    if search is None:
+        from api.search_service import SearchService
+
+        search = SearchService(settings.workspace, sessions, settings.model, settings.backend)  # type: ignore[arg-type]
+    payments = payments or open_provider(settings.payment_provider)
+    outbox = outbox or FileOutbox(settings.outbox_dir)
+    secret = settings.secret_key.encode()
+
+    def _shutdown() -> None:
+        if owns_search:
+            search.close()
+        engine.dispose()
+
+    state = State(
+        {
+            "settings": settings,
+            "engine": engine,
+            "sessions": sessions,
+            "search": search,
+            "payments": payments,
+            "outbox": outbox,
+        }
+    )
+    return Litestar(
+        route_handlers=[
+            *customer_routes,
+            *operator_routes,
+            *json_routes,
+            *vendor_routes,
+            create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
+        ],
+        state=state,
+        template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(_environment())),
+        csrf_config=CSRFConfig(
+            secret=hashlib.sha256(b"csrf:" + secret).hexdigest(),
+            cookie_secure=settings.secure_cookies,
+            cookie_httponly=True,
+            exclude=["/api/", "/schema"],
+        ),
+        middleware=[
+            CookieBackendConfig(
+                secret=hashlib.sha256(b"session:" + secret).digest(),
+                key="vitrine_session",
+                max_age=12 * 3600,
+                secure=settings.secure_cookies,
+                httponly=True,
+                samesite="lax",
+            ).middleware
+        ],
+        exception_handlers={
+            ServiceError: _service_error,
+            ImageRejected: _image_rejected,
+            HTTPException: _http_error,
+            Exception: _crash,
+        },
+        openapi_config=OpenAPIConfig(title="Vitrine", version="0.1.0", path="/schema"),
+        request_max_body_size=settings.max_upload_bytes + 1_000_000,
+        on_shutdown=[_shutdown],
+        debug=False,
+    )

@@ -1,0 +1,58 @@
+"""What every route needs: the shared services, the signed-in user, pages with the common context."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Request
+from litestar.response import Template
+
+from api.models import User
+from api.users import get_user
+
+
+def state(request: Request) -> Any:
+    return request.app.state
+
+
+async def current_user(request: Request) -> User | None:
+    user_id = request.session.get("user_id") if request.scope.get("session") is not None else None
+    if not isinstance(user_id, int):
+        return None
+    user = await asyncio.to_thread(get_user, state(request).sessions, user_id)
+    return user if user is not None and user.active else None
+
+
+async def require_user(request: Request, *roles: str) -> User:
+    from api.app import LoginRequired
+    from api.errors import Forbidden
+
+    user = await current_user(request)
+    if user is None:
+        raise LoginRequired("Please sign in to continue.", "Use your operator account.")
+    if roles and user.role not in roles:
+        raise Forbidden(f"Your account ({user.role}) cannot open this page.", "Sign in with another account.")
+    return user
+
+
+def flash(request: Request, text: str, kind: str = "ok") -> None:
+    request.session["flash"] = {"text": text, "kind": kind}
+
+
+def request_link(request: Request) -> str:
+    """The customer page address with `{token}` left to fill (for e-mails)."""
+    return str(request.base_url).rstrip("/") + "/r/{token}"
+
+
+async def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Template:
+    if "user" not in context:
+        context["user"] = await current_user(request)
+    flashed = request.session.pop("flash", None) if request.scope.get("session") is not None else None
+    context.setdefault("flash", flashed)
+    context["test_mode"] = state(request).payments.is_test
+    return Template(template_name=template, context=context, status_code=status_code)
+
+
+def to_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    return asyncio.to_thread(fn, *args, **kwargs)

@@ -1,0 +1,230 @@
+"""Operator pages: sign-in, the queue, claiming, the workbench (search, offers, messages) and
+fulfilment. Every action is a POST with a CSRF token and ends in a redirect (no double submits)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from litestar import Request, get, post
+from litestar.response import Redirect
+
+from api import claims, offers_service, requests_service, users, workbench
+from api.errors import Invalid
+from api.routes.common import flash, page, request_link, require_user, state, to_thread
+from api.views import operator_view
+
+STAFF = ("operator", "admin")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path may follow sign-in (no open redirect to another site)."""
+    if not target or not target.startswith("/") or target.startswith("//") or urlsplit(target).netloc:
+        return "/operator"
+    return target
+
+
+@get("/login", name="login_form", include_in_schema=False)
+async def login_form(request: Request, next: str | None = None) -> object:
+    return await page(request, "login.html", next=_safe_next(next), error=None)
+
+
+@post("/login", name="login", include_in_schema=False)
+async def login(request: Request) -> object:
+    form = await request.form()
+    user = await to_thread(
+        users.authenticate, state(request).sessions, (form.get("name") or "").strip(), form.get("password") or ""
+    )
+    target = _safe_next(form.get("next"))
+    if user is None:
+        return await page(
+            request, "login.html", status_code=401, next=target, error="The name or the password is not right."
+        )
+    request.clear_session()
+    request.set_session({"user_id": user.id})
+    if user.role == "vendor":
+        target = "/vendor"
+    return Redirect(target, status_code=303)
+
+
+@post("/logout", name="logout", include_in_schema=False)
+async def logout(request: Request) -> Redirect:
+    request.clear_session()
+    return Redirect("/login", status_code=303)
+
+
+@get("/operator", name="queue", include_in_schema=False)
+async def queue(request: Request) -> object:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    await to_thread(claims.expire_claims, st.sessions)
+    await to_thread(offers_service.expire_offers, st.sessions)
+    await to_thread(
+        offers_service.void_lapsed_authorisations, st.sessions, st.payments, st.settings.authorisation_ttl_hours
+    )
+    rows = await to_thread(claims.open_queue, st.sessions)
+    return await page(request, "queue.html", user=user, rows=rows)
+
+
+@post("/operator/next", name="claim_next", include_in_schema=False)
+async def claim_next(request: Request) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    request_id = await to_thread(claims.claim_next, st.sessions, user, st.settings.claim_ttl_s)
+    if request_id is None:
+        flash(request, "The queue is empty: nothing to claim.")
+        return Redirect("/operator", status_code=303)
+    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+
+@post("/operator/requests/{request_id:int}/claim", name="claim", include_in_schema=False)
+async def claim(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    await to_thread(claims.claim, st.sessions, request_id, user, st.settings.claim_ttl_s)
+    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+
+@get("/operator/requests/{request_id:int}", name="workbench", include_in_schema=False)
+async def workbench_page(request: Request, request_id: int) -> object:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+
+    def load() -> dict:
+        with st.sessions() as session:
+            return operator_view(session, requests_service.load_by_id(session, request_id))
+
+    view = await to_thread(load)
+    holds = view["status"] == "claimed" and view["claimed_by"] == user.name
+    return await page(
+        request,
+        "workbench.html",
+        user=user,
+        r=view,
+        holds=holds,
+        offer_hours=st.settings.offer_ttl_hours,
+        q=view["last_query"],
+    )
+
+
+@post("/operator/requests/{request_id:int}/search", name="refine", include_in_schema=False)
+async def refine(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    form = dict(await request.form())
+    how = workbench.parse_refinement(form)
+    await claims_renew(request, request_id, user)
+    await workbench.refine(st.sessions, st.search, st.settings.workspace, request_id, user, how)
+    return Redirect(f"/operator/requests/{request_id}#candidates", status_code=303)
+
+
+async def claims_renew(request: Request, request_id: int, user) -> None:  # type: ignore[no-untyped-def]
+    """Working on a request keeps its claim alive (only for the holder; others get the holder's name)."""
+    st = state(request)
+    await to_thread(claims.claim, st.sessions, request_id, user, st.settings.claim_ttl_s)
+
+
+@post("/operator/requests/{request_id:int}/offers", name="send_offers", include_in_schema=False)
+async def send_offers(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    form = await request.form()
+    drafts = []
+    for value in form.getall("product_id") if hasattr(form, "getall") else [form.get("product_id")]:
+        if not value:
+            continue
+        try:
+            product = int(value)
+        except ValueError:
+            raise Invalid("A picked product is not valid; reload the page.") from None
+        drafts.append(
+            offers_service.OfferDraft(product, form.get(f"price_{product}") or "", form.get(f"note_{product}") or "")
+        )
+    try:
+        hours = float(form.get("expires_in_hours") or st.settings.offer_ttl_hours)
+    except ValueError:
+        raise Invalid("The expiry must be a number of hours.") from None
+    await to_thread(
+        offers_service.send_offers, st.sessions, request_id, user, drafts, hours, st.outbox, request_link(request)
+    )
+    flash(request, f"{len(drafts)} offer(s) sent to the customer.")
+    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+
+@post(
+    "/operator/requests/{request_id:int}/offers/{offer_id:int}/withdraw", name="withdraw_offer", include_in_schema=False
+)
+async def withdraw_offer(request: Request, request_id: int, offer_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    await to_thread(offers_service.withdraw_offer, state(request).sessions, request_id, offer_id, user)
+    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+
+@post("/operator/requests/{request_id:int}/messages", name="operator_message", include_in_schema=False)
+async def operator_message(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    form = await request.form()
+    await to_thread(
+        offers_service.post_operator_message,
+        st.sessions,
+        request_id,
+        user,
+        form.get("body") or "",
+        st.outbox,
+        request_link(request),
+    )
+    flash(request, "Message sent.")
+    return Redirect(f"/operator/requests/{request_id}#messages", status_code=303)
+
+
+@post("/operator/requests/{request_id:int}/release", name="release", include_in_schema=False)
+async def release(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    form = await request.form()
+    await to_thread(claims.release, state(request).sessions, request_id, user, form.get("reason") or "")
+    flash(request, f"Request {request_id} is back in the queue.")
+    return Redirect("/operator", status_code=303)
+
+
+@post("/operator/requests/{request_id:int}/fulfil", name="fulfil", include_in_schema=False)
+async def fulfil(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    await to_thread(offers_service.fulfil, st.sessions, st.payments, request_id, user, st.outbox)
+    flash(request, "Payment captured; the request is fulfilled.")
+    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+
+@post("/operator/requests/{request_id:int}/close", name="close", include_in_schema=False)
+async def close(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, *STAFF)
+    await to_thread(offers_service.close, state(request).sessions, request_id, user)
+    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+
+@post("/operator/requests/{request_id:int}/refund", name="refund", include_in_schema=False)
+async def refund(request: Request, request_id: int) -> Redirect:
+    user = await require_user(request, "admin")
+    st = state(request)
+    await to_thread(offers_service.refund, st.sessions, st.payments, request_id, user)
+    flash(request, "The payment was refunded.")
+    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+
+operator_routes = [
+    login_form,
+    login,
+    logout,
+    queue,
+    claim_next,
+    claim,
+    workbench_page,
+    refine,
+    send_offers,
+    withdraw_offer,
+    operator_message,
+    release,
+    fulfil,
+    close,
+    refund,
+]

@@ -1,0 +1,45 @@
+// Small helpers; every page works without them.
+(function () {
+  // Upload form: refuse a wrong type or an oversized file before sending it.
+  var form = document.getElementById("request-form");
+  if (form) {
+    var input = document.getElementById("photo"), error = document.getElementById("photo-error");
+    var max = parseInt(form.dataset.maxBytes, 10);
+    var check = function () {
+      var file = input.files && input.files[0], message = "";
+      if (file && file.size > max) message = "This photo is " + (file.size / 1e6).toFixed(1) + " MB; the limit is " + Math.round(max / 1e6) + " MB.";
+      else if (file && file.type && file.type.indexOf("image/") !== 0) message = "This file is not a photo (" + file.type + ").";
+      error.textContent = message; error.hidden = !message;
+      return !message;
+    };
+    input.addEventListener("change", check);
+    form.addEventListener("submit", function (event) { if (!check()) event.preventDefault(); });
+  }
+  // Workbench: drag a box on the customer photo to fill the crop fields (fractions of the image).
+  var frame = document.getElementById("crop-frame"), box = document.getElementById("crop-box");
+  var fields = ["x", "y", "w", "h"].map(function (n) { return document.getElementById("crop-" + n); });
+  if (frame && box && fields[0]) {
+    var start = null;
+    var point = function (event) {
+      var rect = frame.getBoundingClientRect();
+      return { x: Math.min(Math.max((event.clientX - rect.left) / rect.width, 0), 1),
+               y: Math.min(Math.max((event.clientY - rect.top) / rect.height, 0), 1) };
+    };
+    var draw = function (a, b) {
+      var x = Math.min(a.x, b.x), y = Math.min(a.y, b.y), w = Math.abs(a.x - b.x), h = Math.abs(a.y - b.y);
+      box.hidden = false;
+      box.style.left = x * 100 + "%"; box.style.top = y * 100 + "%";
+      box.style.width = w * 100 + "%"; box.style.height = h * 100 + "%";
+      return [x, y, w, h];
+    };
+    frame.addEventListener("pointerdown", function (event) { start = point(event); frame.setPointerCapture(event.pointerId); event.preventDefault(); });
+    frame.addEventListener("pointermove", function (event) { if (start) draw(start, point(event)); });
+    frame.addEventListener("pointerup", function (event) {
+      if (!start) return;
+      var values = draw(start, point(event)); start = null;
+      if (values[2] < 0.02 || values[3] < 0.02) { box.hidden = true; fields.forEach(function (f) { f.value = ""; }); return; }
+      fields.forEach(function (f, i) { f.value = values[i].toFixed(3); });
+    });
+    if (fields[2].value) draw({ x: +fields[0].value, y: +fields[1].value }, { x: +fields[0].value + +fields[2].value, y: +fields[1].value + +fields[3].value });
+  }
+})();
