@@ -1,6 +1,7 @@
 """`create_app(settings)`: the Litestar application, its shared services and its error pages.
 
-Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. The JSON API
+Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. Staff sessions
+are kept server-side (files under the data folder), so signing out or a lost cookie ends them. The JSON API
 lives under /api (no cookies involved, so it is outside the CSRF check) and is described at /schema.
 Errors never show a traceback: services raise typed errors that become a page (or JSON under /api)
 saying what happened and what to do.
@@ -17,11 +18,12 @@ from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
+from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
 
 from api.errors import ServiceError
@@ -114,6 +116,11 @@ def _http_error(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     title, hint = _HTTP_HINTS.get(status, ("That did not work", "Go back and try again."))
     message = exc.detail if status in (400, 422) and exc.detail else title + "."
+    problems = getattr(exc, "extra", None)
+    if status == 400 and isinstance(problems, list) and problems:
+        message = "; ".join(
+            f"{p.get('key', 'field')}: {p.get('message', 'invalid')}" for p in problems if isinstance(p, dict)
+        )
     if status == 413:
         limit = request.app.state.settings.max_upload_bytes
         message = f"The upload is larger than the limit of {limit / 1e6:.0f} MB."
@@ -197,8 +204,7 @@ def create_app(
             exclude=["/api/", "/schema"],
         ),
         middleware=[
-            CookieBackendConfig(
-                secret=hashlib.sha256(b"session:" + secret).digest(),
+            ServerSideSessionConfig(
                 key="vitrine_session",
                 max_age=12 * 3600,
                 secure=settings.secure_cookies,
@@ -214,6 +220,7 @@ def create_app(
         },
         openapi_config=OpenAPIConfig(title="Vitrine", version="0.1.0", path="/schema"),
         request_max_body_size=settings.max_upload_bytes + 1_000_000,
+        stores={"sessions": FileStore(settings.workspace.home / "sessions")},
         on_shutdown=[_shutdown],
         debug=False,
     )

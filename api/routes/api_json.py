@@ -9,8 +9,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, MultipartBody
 
 from api import offers_service, requests_service
 from api.routes.common import state, to_thread
@@ -35,7 +34,7 @@ class AcceptBody:
     card_number: str
 
 
-def _view(request: Request, token: str) -> dict[str, Any]:
+def _view(request: Request, token: FromPath[str]) -> dict[str, Any]:
     with state(request).sessions() as session:
         view = customer_view(session, requests_service.load_by_token(session, token))
     view["url"] = f"{str(request.base_url).rstrip('/')}/r/{token}"
@@ -43,9 +42,7 @@ def _view(request: Request, token: str) -> dict[str, Any]:
 
 
 @post("/api/requests", name="api_create_request", status_code=201, tags=["requests"])
-async def api_create_request(
-    request: Request, data: Annotated[NewRequestForm, Body(media_type=RequestEncodingType.MULTI_PART)]
-) -> dict[str, Any]:
+async def api_create_request(request: Request, data: MultipartBody[NewRequestForm]) -> dict[str, Any]:
     """Create a request from a photo; the answer holds its token, its page address and the instant matches."""
     photo = await read_upload(request, data.photo)
     token = await create_from_upload(request, photo, data.email, data.words or "", data.budget or "")
@@ -53,7 +50,7 @@ async def api_create_request(
 
 
 @get("/api/requests/{token:str}", name="api_get_request", tags=["requests"])
-async def api_get_request(request: Request, token: str) -> dict[str, Any]:
+async def api_get_request(request: Request, token: FromPath[str]) -> dict[str, Any]:
     """A request by its token: status, expected reply time, matches, offers, messages, payment."""
     await to_thread(offers_service.expire_offers, state(request).sessions, token)
     return await to_thread(_view, request, token)
@@ -68,9 +65,9 @@ async def api_get_request(request: Request, token: str) -> dict[str, Any]:
 async def api_accept_offer(
     request: Request,
     token: str,
-    offer_id: int,
-    data: AcceptBody,
-    idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", required=False)] = None,
+    offer_id: FromPath[int],
+    data: JSONBody[AcceptBody],
+    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)] = None,
 ) -> dict[str, Any]:
     """Accept one offer and authorise its price on the card. Repeating the call with the same
     Idempotency-Key returns the first outcome; a second accept on the request is refused (409)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 from litestar.response import File, Redirect
 
 from api import offers_service, requests_service
@@ -69,7 +70,7 @@ async def create_request_form(request: Request) -> Redirect:
 
 
 @get("/r/{token:str}", name="request_page", include_in_schema=False)
-async def request_page(request: Request, token: str) -> object:
+async def request_page(request: Request, token: FromPath[str]) -> object:
     st = state(request)
     await to_thread(offers_service.expire_offers, st.sessions, token)
 
@@ -82,7 +83,7 @@ async def request_page(request: Request, token: str) -> object:
 
 
 @post("/r/{token:str}/offers/{offer_id:int}/accept", name="accept_offer", include_in_schema=False)
-async def accept_offer(request: Request, token: str, offer_id: int) -> Redirect:
+async def accept_offer(request: Request, token: FromPath[str], offer_id: FromPath[int]) -> Redirect:
     st = state(request)
     form = await request.form()
     key = form.get("idempotency_key") or secrets.token_urlsafe(16)
@@ -100,13 +101,13 @@ async def accept_offer(request: Request, token: str, offer_id: int) -> Redirect:
 
 
 @post("/r/{token:str}/offers/{offer_id:int}/decline", name="decline_offer", include_in_schema=False)
-async def decline_offer(request: Request, token: str, offer_id: int) -> Redirect:
+async def decline_offer(request: Request, token: FromPath[str], offer_id: FromPath[int]) -> Redirect:
     await to_thread(offers_service.decline_offer, state(request).sessions, token, offer_id)
     return Redirect(f"/r/{token}", status_code=303)
 
 
 @post("/r/{token:str}/messages", name="customer_message", include_in_schema=False)
-async def customer_message(request: Request, token: str) -> Redirect:
+async def customer_message(request: Request, token: FromPath[str]) -> Redirect:
     form = await request.form()
     something_else = form.get("something_else") == "1"
     await to_thread(
@@ -116,13 +117,13 @@ async def customer_message(request: Request, token: str) -> Redirect:
 
 
 @post("/r/{token:str}/cancel", name="cancel_request", include_in_schema=False)
-async def cancel_request(request: Request, token: str) -> Redirect:
+async def cancel_request(request: Request, token: FromPath[str]) -> Redirect:
     await to_thread(requests_service.cancel, state(request).sessions, token)
     return Redirect(f"/r/{token}", status_code=303)
 
 
 @get("/images/{name:str}", name="image", include_in_schema=False)
-async def image(request: Request, name: str) -> File:
+async def image(request: Request, name: FromPath[str]) -> File:
     """A stored image by its sha256 name; anything that is not exactly `<64 hex>.jpg` is not found."""
     stem = name[:-4] if name.endswith(".jpg") else ""
     path = image_path(state(request).settings.workspace, stem)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from litestar import Request, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from api import claims, offers_service, requests_service, users, workbench
@@ -24,7 +25,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @get("/login", name="login_form", include_in_schema=False)
-async def login_form(request: Request, next: str | None = None) -> object:
+async def login_form(request: Request, next: FromQuery[str | None] = None) -> object:
     return await page(request, "login.html", next=_safe_next(next), error=None)
 
 
@@ -77,7 +78,7 @@ async def claim_next(request: Request) -> Redirect:
 
 
 @post("/operator/requests/{request_id:int}/claim", name="claim", include_in_schema=False)
-async def claim(request: Request, request_id: int) -> Redirect:
+async def claim(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     st = state(request)
     await to_thread(claims.claim, st.sessions, request_id, user, st.settings.claim_ttl_s)
@@ -85,7 +86,7 @@ async def claim(request: Request, request_id: int) -> Redirect:
 
 
 @get("/operator/requests/{request_id:int}", name="workbench", include_in_schema=False)
-async def workbench_page(request: Request, request_id: int) -> object:
+async def workbench_page(request: Request, request_id: FromPath[int]) -> object:
     user = await require_user(request, *STAFF)
     st = state(request)
 
@@ -107,7 +108,7 @@ async def workbench_page(request: Request, request_id: int) -> object:
 
 
 @post("/operator/requests/{request_id:int}/search", name="refine", include_in_schema=False)
-async def refine(request: Request, request_id: int) -> Redirect:
+async def refine(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     st = state(request)
     form = dict(await request.form())
@@ -117,14 +118,14 @@ async def refine(request: Request, request_id: int) -> Redirect:
     return Redirect(f"/operator/requests/{request_id}#candidates", status_code=303)
 
 
-async def claims_renew(request: Request, request_id: int, user) -> None:  # type: ignore[no-untyped-def]
+async def claims_renew(request: Request, request_id: FromPath[int], user) -> None:  # type: ignore[no-untyped-def]
     """Working on a request keeps its claim alive (only for the holder; others get the holder's name)."""
     st = state(request)
     await to_thread(claims.claim, st.sessions, request_id, user, st.settings.claim_ttl_s)
 
 
 @post("/operator/requests/{request_id:int}/offers", name="send_offers", include_in_schema=False)
-async def send_offers(request: Request, request_id: int) -> Redirect:
+async def send_offers(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     st = state(request)
     form = await request.form()
@@ -153,14 +154,14 @@ async def send_offers(request: Request, request_id: int) -> Redirect:
 @post(
     "/operator/requests/{request_id:int}/offers/{offer_id:int}/withdraw", name="withdraw_offer", include_in_schema=False
 )
-async def withdraw_offer(request: Request, request_id: int, offer_id: int) -> Redirect:
+async def withdraw_offer(request: Request, request_id: FromPath[int], offer_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     await to_thread(offers_service.withdraw_offer, state(request).sessions, request_id, offer_id, user)
     return Redirect(f"/operator/requests/{request_id}", status_code=303)
 
 
 @post("/operator/requests/{request_id:int}/messages", name="operator_message", include_in_schema=False)
-async def operator_message(request: Request, request_id: int) -> Redirect:
+async def operator_message(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     st = state(request)
     form = await request.form()
@@ -178,7 +179,7 @@ async def operator_message(request: Request, request_id: int) -> Redirect:
 
 
 @post("/operator/requests/{request_id:int}/release", name="release", include_in_schema=False)
-async def release(request: Request, request_id: int) -> Redirect:
+async def release(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     form = await request.form()
     await to_thread(claims.release, state(request).sessions, request_id, user, form.get("reason") or "")
@@ -187,7 +188,7 @@ async def release(request: Request, request_id: int) -> Redirect:
 
 
 @post("/operator/requests/{request_id:int}/fulfil", name="fulfil", include_in_schema=False)
-async def fulfil(request: Request, request_id: int) -> Redirect:
+async def fulfil(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     st = state(request)
     await to_thread(offers_service.fulfil, st.sessions, st.payments, request_id, user, st.outbox)
@@ -196,14 +197,14 @@ async def fulfil(request: Request, request_id: int) -> Redirect:
 
 
 @post("/operator/requests/{request_id:int}/close", name="close", include_in_schema=False)
-async def close(request: Request, request_id: int) -> Redirect:
+async def close(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     await to_thread(offers_service.close, state(request).sessions, request_id, user)
     return Redirect(f"/operator/requests/{request_id}", status_code=303)
 
 
 @post("/operator/requests/{request_id:int}/refund", name="refund", include_in_schema=False)
-async def refund(request: Request, request_id: int) -> Redirect:
+async def refund(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, "admin")
     st = state(request)
     await to_thread(offers_service.refund, st.sessions, st.payments, request_id, user)
