@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
 
 from api.serve_cli import serve_command, users_app
@@ -26,6 +29,58 @@ app.command("ingest")(ingest_command)
 app.command("search")(search_command)
 app.command("doctor")(doctor_command)
 app.command("serve")(serve_command)
+
+
+def bench_serve_command(
+    products: Annotated[int, typer.Option(help="Generated products in the catalog.")] = 100_000,
+    clients: Annotated[
+        str,
+        typer.Option(help="Concurrent clients per level, comma-separated (latency at the fewest, rate at the most)."),
+    ] = "1,16",
+    requests: Annotated[int, typer.Option(help="Requests per level (each level also stops after --duration).")] = 320,
+    duration: Annotated[float, typer.Option(help="Seconds per level after which no request starts.")] = 120.0,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model or open_clip architecture.")] = "ViT-B-32",
+    random_weights: Annotated[bool, typer.Option("--random-weights/--trained-weights", help="Random weights.")] = True,
+    window_ms: Annotated[float, typer.Option(help="Micro-batch window in milliseconds.")] = 4.0,
+    max_batch: Annotated[int, typer.Option(help="Largest micro-batch.")] = 16,
+    app: Annotated[
+        str, typer.Option(help="App factory uvicorn serves (module:callable).")
+    ] = "api.search_app:create_search_app",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Photo searches per second and latency through the web server, against the embedder's own rate (same run)."""
+    from rich.console import Console
+
+    from api.bench_serve import ServeBenchSettings, run_serve_bench
+    from vision.model_store import ModelStore
+
+    err = Console(stderr=True)
+    try:
+        levels = tuple(int(c) for c in clients.split(",") if c.strip())
+    except ValueError:
+        levels = ()
+    if not levels or min(levels) < 1 or products < 1 or requests < 1:
+        err.print(
+            f"[bold red]error:[/] --clients takes whole numbers from 1 separated by commas (got {clients!r}); "
+            "--products and --requests must be at least 1"
+        )
+        raise typer.Exit(2)
+    settings = ServeBenchSettings(
+        products=products,
+        clients=levels,
+        requests=requests,
+        duration_s=duration,
+        model=model,
+        random_weights=random_weights,
+        window_ms=window_ms,
+        max_batch=max_batch,
+        app=app,
+    )
+    result = run_serve_bench(settings, ModelStore(), log=lambda m: err.print(m, style="dim"))
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
+bench_app.command("serve")(bench_serve_command)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from catalog_ingest.catalog_index import CatalogIndex
 from catalog_ingest.search import ProductHit, search_products
 from catalog_ingest.workspace import Workspace
 from index.filters import SearchFilter
+from index.rwlock import ReadWriteLock
 from vision.crop import Crop, validate_crop
 from vision.embedder import Backend, l2_normalise, open_embedder
 from vision.micro_batch import MicroBatchEmbedder
@@ -86,6 +87,7 @@ class SearchService:
         embedder = open_embedder(model, backend)  # models live under VITRINE_HOME, as for every command
         self.manifest = embedder.manifest
         self.embedder = MicroBatchEmbedder(embedder, window_ms=window_ms, max_batch=max_batch)
+        self._index_lock = ReadWriteLock()  # searches read; `refresh_index` swaps the index under the write side
         self.index = CatalogIndex(workspace, self.manifest.model_id, self.manifest.embed_dim)
 
     @property
@@ -110,8 +112,21 @@ class SearchService:
         return await asyncio.to_thread(self._search_vector, vector, query.k, query.search_filter)
 
     def _search_vector(self, vector: np.ndarray, k: int, search_filter: SearchFilter | None) -> list[ProductHit]:
-        return search_products(self.index, self.sessions, vector, k, search_filter)
+        with self._index_lock.read():
+            return search_products(self.index, self.sessions, vector, k, search_filter)
+
+    def refresh_index(self) -> None:
+        """See what ingests have written since the index was opened (in this process or another).
+
+        The fresh index is opened beside the old one (searches go on meanwhile), swapped in, and the
+        old one closed once no search is using it.
+        """
+        fresh = CatalogIndex(self.workspace, self.manifest.model_id, self.manifest.embed_dim)
+        with self._index_lock.write():
+            old, self.index = self.index, fresh
+            old.close()
 
     def close(self) -> None:
         self.embedder.close()
-        self.index.close()
+        with self._index_lock.write():
+            self.index.close()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from catalogs import make_rows, product_photo, write_csv
 from PIL import Image
+from search_catalog import build_workspace
 
 from api.search_service import QueryInput, SearchService
 from catalog_ingest.db import make_engine, session_factory
@@ -27,13 +28,7 @@ def _catalog_photo(number: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def service(tiny, store, tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("search-catalog")
-    workspace = Workspace(folder / "home")
-    embedder = open_embedder("test-tiny", "onnx", store)
-    for vendor in ("acme", "globex"):
-        (folder / vendor).mkdir()
-    ingest_catalog(write_csv(folder / "acme" / "catalog.csv", make_rows(40)), "acme", embedder, workspace)
-    ingest_catalog(write_csv(folder / "globex" / "catalog.csv", make_rows(20, start=40)), "globex", embedder, workspace)
+    workspace = build_workspace(tmp_path_factory.mktemp("search-catalog"), open_embedder("test-tiny", "onnx", store))
     engine = make_engine(workspace.database_url)
     service = SearchService(workspace, session_factory(engine), "test-tiny", window_ms=2.0, max_batch=8)
     yield service
@@ -129,3 +124,22 @@ def test_bad_image_is_rejected(service, tmp_path: Path) -> None:
 def test_bad_queries_are_value_errors(service, query: QueryInput, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _search(service, query)
+
+
+def test_refresh_index_sees_a_later_ingest(tiny, store, tmp_path: Path) -> None:
+    embedder = open_embedder("test-tiny", "onnx", store)
+    workspace = Workspace(tmp_path / "home")
+    (tmp_path / "first").mkdir()
+    (tmp_path / "later").mkdir()
+    ingest_catalog(write_csv(tmp_path / "first" / "c.csv", make_rows(5)), "acme", embedder, workspace)
+    engine = make_engine(workspace.database_url)
+    service = SearchService(workspace, session_factory(engine), "test-tiny")
+    try:
+        query = QueryInput(image_bytes=_catalog_photo(70), k=3)
+        ingest_catalog(write_csv(tmp_path / "later" / "c.csv", make_rows(3, start=70)), "acme", embedder, workspace)
+        assert "SKU-00070" not in [h.sku for h in _search(service, query)]
+        service.refresh_index()
+        assert _search(service, query)[0].sku == "SKU-00070"
+    finally:
+        service.close()
+        engine.dispose()

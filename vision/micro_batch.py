@@ -47,13 +47,11 @@ class BatchStats:
     batches: int = 0
     items: int = 0
     largest: int = 0
-    sizes: dict[int, int] = field(default_factory=dict)
 
     def record(self, size: int) -> None:
         self.batches += 1
         self.items += size
         self.largest = max(self.largest, size)
-        self.sizes[size] = self.sizes.get(size, 0) + 1
 
     def to_json(self) -> dict:
         return {
