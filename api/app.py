@@ -63,7 +63,8 @@ def _wants_json(request: Request) -> bool:
 
 def _error_page(request: Request, status: int, title: str, message: str, hint: str) -> Response:
     if _wants_json(request):
-        return Response({"error": title, "message": message, "hint": hint, "status": status}, status_code=status)
+        body = {"error": title, "message": message, "hint": hint, "status_code": status, "detail": message}
+        return Response(body, status_code=status)
     referer = request.headers.get("referer", "")
     host = request.headers.get("host", "")
     back = "/"
@@ -115,7 +116,8 @@ _HTTP_HINTS = {
 def _http_error(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     title, hint = _HTTP_HINTS.get(status, ("That did not work", "Go back and try again."))
-    message = exc.detail if status in (400, 422) and exc.detail else title + "."
+    generic = status in (403, 404, 405) or not exc.detail or exc.detail == str(status)
+    message = title + "." if generic else exc.detail
     problems = getattr(exc, "extra", None)
     if status == 400 and isinstance(problems, list) and problems:
         message = "; ".join(
@@ -159,6 +161,7 @@ def create_app(
     from api.routes.api_json import json_routes
     from api.routes.customer import customer_routes
     from api.routes.operator import operator_routes
+    from api.routes.search import search_routes
     from api.routes.vendor import vendor_routes
 
     engine = make_engine(settings.workspace.database_url)
@@ -192,6 +195,7 @@ def create_app(
             *customer_routes,
             *operator_routes,
             *json_routes,
+            *search_routes,
             *vendor_routes,
             create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
         ],

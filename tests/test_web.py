@@ -630,3 +630,10 @@ def test_users_add_command(site, monkeypatch) -> None:
     assert carol.role == "operator" and carol.password_hash.startswith("$argon2")
     browser = _operator(site, "carol")
     assert browser.get("/operator").status_code == 200
+
+
+def test_the_search_endpoint_is_served_by_the_app(site) -> None:
+    http = site.client().http
+    found = http.post("/api/search", files={"photo": ("p.jpg", product_photo(22), "image/jpeg"), "k": (None, "3")})
+    assert found.status_code == 200, found.text
+    assert "Product number 22" in found.text

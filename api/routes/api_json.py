@@ -34,7 +34,7 @@ class AcceptBody:
     card_number: str
 
 
-def _view(request: Request, token: FromPath[str]) -> dict[str, Any]:
+def _view(request: Request, token: str) -> dict[str, Any]:
     with state(request).sessions() as session:
         view = customer_view(session, requests_service.load_by_token(session, token))
     view["url"] = f"{str(request.base_url).rstrip('/')}/r/{token}"
@@ -64,7 +64,7 @@ async def api_get_request(request: Request, token: FromPath[str]) -> dict[str, A
 )
 async def api_accept_offer(
     request: Request,
-    token: str,
+    token: FromPath[str],
     offer_id: FromPath[int],
     data: JSONBody[AcceptBody],
     idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)] = None,
