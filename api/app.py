@@ -9,6 +9,7 @@ saying what happened and what to do.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from pathlib import Path
@@ -27,6 +28,7 @@ from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
 
 from api.errors import ServiceError
+from api.index_watch import watch_index
 from api.lifecycle import label
 from api.outbox import FileOutbox, Outbox
 from api.payments import PaymentProvider, open_provider
@@ -175,7 +177,15 @@ def create_app(
     outbox = outbox or FileOutbox(settings.outbox_dir)
     secret = settings.secret_key.encode()
 
+    tasks: list[asyncio.Task] = []
+
+    def _startup() -> None:
+        if settings.index_refresh_s > 0 and hasattr(search, "refresh_index"):
+            tasks.append(asyncio.get_running_loop().create_task(watch_index(search, settings.index_refresh_s)))
+
     def _shutdown() -> None:
+        for task in tasks:
+            task.cancel()
         if owns_search:
             search.close()
         engine.dispose()
@@ -225,6 +235,7 @@ def create_app(
         openapi_config=OpenAPIConfig(title="Vitrine", version="0.1.0", path="/schema"),
         request_max_body_size=settings.max_upload_bytes + 1_000_000,
         stores={"sessions": FileStore(settings.workspace.home / "sessions")},
+        on_startup=[_startup],
         on_shutdown=[_shutdown],
         debug=False,
     )

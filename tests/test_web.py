@@ -465,6 +465,7 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
     before = _authorisations(site)
     barrier = threading.Barrier(4)
     results: list[int] = []
+    refusals: list[str] = []
 
     def accept(offer: int, key: str) -> None:
         barrier.wait()
@@ -474,6 +475,8 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
             headers={"Idempotency-Key": key},
         )
         results.append(response.status_code)
+        if response.status_code == 409:
+            refusals.append(response.json()["hint"])
 
     threads = [threading.Thread(target=accept, args=(offers[i % 2], f"c{i}")) for i in range(4)]
     for thread in threads:
@@ -481,6 +484,7 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
     for thread in threads:
         thread.join()
     assert sorted(results) == [200, 409, 409, 409]
+    assert all("Nothing was charged" in hint for hint in refusals)
     assert _authorisations(site) == before + 1
     with site.sessions() as session:
         statuses = sorted(session.get(Offer, o).status for o in offers)
@@ -637,3 +641,22 @@ def test_the_search_endpoint_is_served_by_the_app(site) -> None:
     found = http.post("/api/search", files={"photo": ("p.jpg", product_photo(22), "image/jpeg"), "k": (None, "3")})
     assert found.status_code == 200, found.text
     assert "Product number 22" in found.text
+
+
+def test_products_ingested_while_serving_become_searchable(site, store, tmp_path: Path) -> None:
+    import time
+
+    from catalogs import make_rows, write_csv
+
+    from catalog_ingest.ingest import ingest_catalog
+
+    embedder = open_embedder("test-tiny", "onnx", store)
+    ingest_catalog(write_csv(tmp_path / "c.csv", make_rows(3, start=90)), "initech", embedder, site.settings.workspace)
+    http = site.client().http
+    deadline = time.monotonic() + 20
+    while True:
+        found = http.post("/api/search", files={"photo": ("p.jpg", product_photo(91), "image/jpeg"), "k": (None, "1")})
+        if "Product number 91" in found.text or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "Product number 91" in found.text
