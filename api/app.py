@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from litestar import Litestar, Request, Response
+from litestar import Litestar, MediaType, Request, Response
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -84,6 +84,7 @@ def _error_page(request: Request, status: int, title: str, message: str, hint: s
             "user": None,
         },
         status_code=status,
+        media_type=MediaType.HTML,
     )
 
 

@@ -126,7 +126,8 @@ def _stored_images(site) -> int:  # type: ignore[no-untyped-def]
 
 def test_home_page_has_the_form_and_the_test_banner(site, customer) -> None:
     page = customer.get("/")
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert customer.get("/login").headers["content-type"].startswith("text/html")
     assert 'data-testid="request-form"' in page.text and 'capture="environment"' in page.text
     assert "TEST MODE — no money moves" in page.text
     assert re.search(r'name="_csrf_token" value="[^"]+"', page.text)
@@ -615,6 +616,7 @@ def test_json_api_create_read_accept(site) -> None:
 
 def test_error_pages_say_what_happened_and_what_to_do(site, customer) -> None:
     page = customer.get("/no/such/page")
+    assert page.headers["content-type"].startswith("text/html")
     assert page.status_code == 404 and 'data-testid="error-hint"' in page.text
     api = customer.get("/api/no/such")
     assert api.status_code == 404 and api.json()["hint"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.response import Template
 
 from api.models import User
@@ -51,7 +51,7 @@ async def page(request: Request, template: str, status_code: int = 200, **contex
     flashed = request.session.pop("flash", None) if request.scope.get("session") is not None else None
     context.setdefault("flash", flashed)
     context["test_mode"] = state(request).payments.is_test
-    return Template(template_name=template, context=context, status_code=status_code)
+    return Template(template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML)
 
 
 def to_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
