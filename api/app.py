@@ -1,7 +1,8 @@
 """`create_app(settings)`: the Litestar application, its shared services and its error pages.
 
-Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. Staff sessions
-are kept server-side (files under the data folder), so signing out or a lost cookie ends them. The JSON API
+Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. Staff sign-in
+sessions live in the database (a fresh random token per sign-in, deleted at sign-out); the small
+server-side session store under the data folder only carries one-time notices between pages. The JSON API
 lives under /api (no cookies involved, so it is outside the CSRF check) and is described at /schema.
 Errors never show a traceback: services raise typed errors that become a page (or JSON under /api)
 saying what happened and what to do.

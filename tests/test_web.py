@@ -662,3 +662,21 @@ def test_products_ingested_while_serving_become_searchable(site, store, tmp_path
             break
         time.sleep(0.2)
     assert "Product number 91" in found.text
+
+
+def test_sign_out_revokes_the_session_and_sign_in_never_reuses_a_token(site) -> None:
+    browser = _operator(site, "alice")
+    token = browser.http.cookies["vitrine_staff"]
+    assert browser.get("/operator").status_code == 200
+    browser.post("/logout")
+    stolen = site.client()
+    stolen.http.cookies.set("vitrine_staff", token)
+    assert stolen.get("/operator").status_code == 303  # the old token no longer signs anyone in
+    planted = site.client()
+    planted.http.cookies.set("vitrine_staff", "attacker-chosen-value")
+    issued = planted.login("alice", PASSWORD).headers["set-cookie"]
+    fresh = re.search(r"vitrine_staff=([^;]+)", issued).group(1)
+    assert fresh not in ("attacker-chosen-value", token) and len(fresh) >= 40
+    with site.sessions() as session:
+        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "operator:alice")).all()
+    assert "staff.signed_in" in actions
