@@ -680,3 +680,49 @@ def test_sign_out_revokes_the_session_and_sign_in_never_reuses_a_token(site) -> 
     with site.sessions() as session:
         actions = session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "operator:alice")).all()
     assert "staff.signed_in" in actions
+
+
+def test_an_unexpected_failure_is_a_calm_page_without_traceback(site, customer) -> None:
+    class Broken:
+        async def search(self, query):  # type: ignore[no-untyped-def]
+            raise RuntimeError("index exploded at /secret/path")
+
+    working, site.app.state.search = site.app.state.search, Broken()
+    try:
+        before = _requests_count(site)
+        page = _submit(customer, product_photo(2))
+        api = customer.http.get("/api/health")
+    finally:
+        site.app.state.search = working
+    assert page.status_code == 500 and "Something went wrong on our side" in page.text
+    assert "Traceback" not in page.text and "/secret/path" not in page.text and "try again" in page.text
+    assert _requests_count(site) == before and api.status_code == 200
+
+
+def test_admin_refunds_a_captured_payment(site, customer) -> None:
+    admin = _operator(site, "root")
+    token, request_id = _new_request(customer, 23)
+    offer = _offered(site, token, request_id, products=1)[0]
+    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "r1"})
+    assert admin.post(f"/operator/requests/{request_id}/fulfil").status_code == 303
+    alice = _operator(site, "alice")
+    assert alice.post(f"/operator/requests/{request_id}/refund").status_code == 403
+    assert admin.post(f"/operator/requests/{request_id}/refund").status_code == 303
+    assert admin.post(f"/operator/requests/{request_id}/refund").status_code == 409  # once only
+    with site.sessions() as session:
+        assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "refunded"
+    assert sum(1 for op, _ in site.payments.calls if op == "refund") >= 1
+
+
+def test_vendor_sees_their_products_and_offers_only(site, customer) -> None:
+    from catalog_ingest.db import Vendor
+
+    with site.sessions() as session:
+        acme = session.scalar(select(Vendor.id).where(Vendor.name == "acme"))
+    add_user(site.sessions, "acme-staff", "vendor", PASSWORD, vendor_id=acme)
+    vendor = site.client()
+    assert vendor.login("acme-staff", PASSWORD).headers["location"] == "/vendor"
+    page = vendor.get("/vendor")
+    assert page.status_code == 200 and "SKU-00001" in page.text and "SKU-00031" not in page.text
+    assert "&lt;script&gt;" in page.text and SCRIPT_TITLE not in page.text
+    assert vendor.get("/operator").status_code == 403
