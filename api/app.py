@@ -1,7 +1,8 @@
 """`create_app(settings)`: the Litestar application, its shared services and its error pages.
 
-Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. Staff sessions
-are kept server-side (files under the data folder), so signing out or a lost cookie ends them. The JSON API
+Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. Staff sign-in
+sessions live in the database (a fresh random token per sign-in, deleted at sign-out); the small
+server-side session store under the data folder only carries one-time notices between pages. The JSON API
 lives under /api (no cookies involved, so it is outside the CSRF check) and is described at /schema.
 Errors never show a traceback: services raise typed errors that become a page (or JSON under /api)
 saying what happened and what to do.
@@ -9,12 +10,13 @@ saying what happened and what to do.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from litestar import Litestar, Request, Response
+from litestar import Litestar, MediaType, Request, Response
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -27,6 +29,7 @@ from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
 
 from api.errors import ServiceError
+from api.index_watch import watch_index
 from api.lifecycle import label
 from api.outbox import FileOutbox, Outbox
 from api.payments import PaymentProvider, open_provider
@@ -82,6 +85,7 @@ def _error_page(request: Request, status: int, title: str, message: str, hint: s
             "user": None,
         },
         status_code=status,
+        media_type=MediaType.HTML,
     )
 
 
@@ -175,7 +179,15 @@ def create_app(
     outbox = outbox or FileOutbox(settings.outbox_dir)
     secret = settings.secret_key.encode()
 
+    tasks: list[asyncio.Task] = []
+
+    def _startup() -> None:
+        if settings.index_refresh_s > 0 and hasattr(search, "refresh_index"):
+            tasks.append(asyncio.get_running_loop().create_task(watch_index(search, settings.index_refresh_s)))
+
     def _shutdown() -> None:
+        for task in tasks:
+            task.cancel()
         if owns_search:
             search.close()
         engine.dispose()
@@ -225,6 +237,7 @@ def create_app(
         openapi_config=OpenAPIConfig(title="Vitrine", version="0.1.0", path="/schema"),
         request_max_body_size=settings.max_upload_bytes + 1_000_000,
         stores={"sessions": FileStore(settings.workspace.home / "sessions")},
+        on_startup=[_startup],
         on_shutdown=[_shutdown],
         debug=False,
     )

@@ -5,8 +5,9 @@ bulk, random unit vectors into the vector store, the index built from it): what 
 query path, not ingest. The server runs under uvicorn in its own process; the load comes from
 another process posting real JPEG photos from N concurrent clients, a fixed number of requests per
 level, bounded in time. The embedder's own batched rate is measured in this process on the same
-model, before and after the load, and the throughput is reported as a ratio to it: on a shared
-machine only figures from the same run are comparable.
+model, before each level of load and after the last, and the throughput of the busiest level is
+reported as a ratio to the rates bracketing it: on a shared machine only figures from the same run,
+taken close together, are comparable.
 """
 
 from __future__ import annotations
@@ -239,8 +240,7 @@ def run_serve_bench(settings: ServeBenchSettings, store: ModelStore, log: Callab
         (settings.max_batch, 3, *manifest.preprocess.image_size), dtype=np.float32
     )
     embedder.embed_pixels(pixels)  # warm-up
-    before = embed_only_rate(embedder, pixels)
-    log(f"embedding only: {before:.1f} images/s (batch {settings.max_batch})")
+    embed_rates: list[float] = []  # measured before each level and after the last
     levels: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="vitrine-serve-bench-") as scratch:
         folder = Path(scratch)
@@ -265,14 +265,17 @@ def run_serve_bench(settings: ServeBenchSettings, store: ModelStore, log: Callab
         log("starting the server ...")
         with run_server(settings.app, env, folder / "server.log", settings.startup_timeout_s) as (url, usage):
             for clients in sorted(set(settings.clients)):
+                embed_rates.append(embed_only_rate(embedder, pixels))
+                log(f"embedding only: {embed_rates[-1]:.1f} images/s (batch {settings.max_batch})")
                 log(f"{clients} client(s), up to {settings.requests} requests ...")
                 level = run_load_process(
                     url, folder / "photos", clients, settings.requests, settings.duration_s, warmup=2 * clients
                 )
                 log(f"  {level['requests_per_s']} requests/s, p50 {level['p50_ms']} ms, errors {level['errors']}")
                 levels[str(clients)] = level
-    after = embed_only_rate(embedder, pixels)
-    embed_only = (before + after) / 2  # the machine's state drifts: bracket the load
+    embed_rates.append(embed_only_rate(embedder, pixels))
+    # The machine's state drifts: compare the busiest level with the embedder's rate just before and after it.
+    embed_only = (embed_rates[-2] + embed_rates[-1]) / 2
     fewest, most = levels[str(min(settings.clients))], levels[str(max(settings.clients))]
     ratio = most["requests_per_s"] / embed_only
     return {
@@ -294,7 +297,7 @@ def run_serve_bench(settings: ServeBenchSettings, store: ModelStore, log: Callab
         "latency_clients": min(settings.clients),
         "errors": sum(level["errors"] for level in levels.values()),
         "embed_only_images_per_s": round(embed_only, 2),
-        "embed_only_before_after": [round(before, 2), round(after, 2)],
+        "embed_only_samples": [round(rate, 2) for rate in embed_rates],
         "requests_per_s_vs_embed_only": round(ratio, 3),
         "by_clients": levels,
         "server_peak_rss_mb": usage.get("peak_rss_mb"),

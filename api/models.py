@@ -173,3 +173,16 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(60))
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
+
+
+class StaffSession(Base):
+    """A signed-in staff member's session. The cookie holds a random token; only its sha256 is stored,
+    a new one is made at every sign-in (no fixation) and signing out deletes it (revocation)."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

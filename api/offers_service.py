@@ -214,7 +214,13 @@ def accept_offer(
                 f"This offer is {offer.status} and can no longer be accepted.",
                 "Nothing was charged. Reload the page to see the current offers.",
             )
-        move_request(session, request, RequestStatus.ACCEPTED, "customer", values={"accepted_offer_id": offer.id})
+        try:
+            move_request(session, request, RequestStatus.ACCEPTED, "customer", values={"accepted_offer_id": offer.id})
+        except Conflict:
+            raise Conflict(
+                "An offer on this request has already been accepted, or the request changed meanwhile.",
+                "Nothing was charged by this attempt. Reload the page to see the current state.",
+            ) from None
         payment = Payment(
             request_id=request.id,
             offer_id=offer.id,

@@ -102,7 +102,7 @@ class TestPaymentProvider:
     def authorise(self, amount: Decimal, currency: str, card_number: str, idempotency_key: str) -> PaymentOutcome:
         def run() -> PaymentOutcome:
             if card_number == DECLINED:
-                return PaymentOutcome(False, "declined", message="The card was declined. Try another card.")
+                return PaymentOutcome(False, "declined", message="The card was declined by its issuer.")
             if card_number == INSUFFICIENT_FUNDS:
                 return PaymentOutcome(False, "declined", message="The card was declined: insufficient funds.")
             # The reference carries the capture outcome, so a restarted server still knows it.

@@ -31,6 +31,7 @@ class Settings:
     offer_ttl_hours: int = 48
     authorisation_ttl_hours: int = 7 * 24
     instant_matches: int = 12
+    index_refresh_s: float = 30.0  # how often to look for newly ingested products (0: never)
     secret_key: str = ""
     secure_cookies: bool = False
     extra: dict = field(default_factory=dict)

@@ -58,8 +58,3 @@ def authenticate(sessions: sessionmaker, name: str, password: str) -> User | Non
             user.password_hash = _hasher.hash(password)
             session.commit()
         return user
-
-
-def get_user(sessions: sessionmaker, user_id: int) -> User | None:
-    with sessions() as session:
-        return session.get(User, user_id)

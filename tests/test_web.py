@@ -126,7 +126,8 @@ def _stored_images(site) -> int:  # type: ignore[no-untyped-def]
 
 def test_home_page_has_the_form_and_the_test_banner(site, customer) -> None:
     page = customer.get("/")
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert customer.get("/login").headers["content-type"].startswith("text/html")
     assert 'data-testid="request-form"' in page.text and 'capture="environment"' in page.text
     assert "TEST MODE — no money moves" in page.text
     assert re.search(r'name="_csrf_token" value="[^"]+"', page.text)
@@ -465,6 +466,7 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
     before = _authorisations(site)
     barrier = threading.Barrier(4)
     results: list[int] = []
+    refusals: list[str] = []
 
     def accept(offer: int, key: str) -> None:
         barrier.wait()
@@ -474,6 +476,8 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
             headers={"Idempotency-Key": key},
         )
         results.append(response.status_code)
+        if response.status_code == 409:
+            refusals.append(response.json()["hint"])
 
     threads = [threading.Thread(target=accept, args=(offers[i % 2], f"c{i}")) for i in range(4)]
     for thread in threads:
@@ -481,6 +485,7 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
     for thread in threads:
         thread.join()
     assert sorted(results) == [200, 409, 409, 409]
+    assert all("Nothing was charged" in hint for hint in refusals)
     assert _authorisations(site) == before + 1
     with site.sessions() as session:
         statuses = sorted(session.get(Offer, o).status for o in offers)
@@ -611,6 +616,7 @@ def test_json_api_create_read_accept(site) -> None:
 
 def test_error_pages_say_what_happened_and_what_to_do(site, customer) -> None:
     page = customer.get("/no/such/page")
+    assert page.headers["content-type"].startswith("text/html")
     assert page.status_code == 404 and 'data-testid="error-hint"' in page.text
     api = customer.get("/api/no/such")
     assert api.status_code == 404 and api.json()["hint"]
@@ -637,3 +643,86 @@ def test_the_search_endpoint_is_served_by_the_app(site) -> None:
     found = http.post("/api/search", files={"photo": ("p.jpg", product_photo(22), "image/jpeg"), "k": (None, "3")})
     assert found.status_code == 200, found.text
     assert "Product number 22" in found.text
+
+
+def test_products_ingested_while_serving_become_searchable(site, store, tmp_path: Path) -> None:
+    import time
+
+    from catalogs import make_rows, write_csv
+
+    from catalog_ingest.ingest import ingest_catalog
+
+    embedder = open_embedder("test-tiny", "onnx", store)
+    ingest_catalog(write_csv(tmp_path / "c.csv", make_rows(3, start=90)), "initech", embedder, site.settings.workspace)
+    http = site.client().http
+    deadline = time.monotonic() + 20
+    while True:
+        found = http.post("/api/search", files={"photo": ("p.jpg", product_photo(91), "image/jpeg"), "k": (None, "1")})
+        if "Product number 91" in found.text or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "Product number 91" in found.text
+
+
+def test_sign_out_revokes_the_session_and_sign_in_never_reuses_a_token(site) -> None:
+    browser = _operator(site, "alice")
+    token = browser.http.cookies["vitrine_staff"]
+    assert browser.get("/operator").status_code == 200
+    browser.post("/logout")
+    stolen = site.client()
+    stolen.http.cookies.set("vitrine_staff", token)
+    assert stolen.get("/operator").status_code == 303  # the old token no longer signs anyone in
+    planted = site.client()
+    planted.http.cookies.set("vitrine_staff", "attacker-chosen-value")
+    issued = planted.login("alice", PASSWORD).headers["set-cookie"]
+    fresh = re.search(r"vitrine_staff=([^;]+)", issued).group(1)
+    assert fresh not in ("attacker-chosen-value", token) and len(fresh) >= 40
+    with site.sessions() as session:
+        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "operator:alice")).all()
+    assert "staff.signed_in" in actions
+
+
+def test_an_unexpected_failure_is_a_calm_page_without_traceback(site, customer) -> None:
+    class Broken:
+        async def search(self, query):  # type: ignore[no-untyped-def]
+            raise RuntimeError("index exploded at /secret/path")
+
+    working, site.app.state.search = site.app.state.search, Broken()
+    try:
+        before = _requests_count(site)
+        page = _submit(customer, product_photo(2))
+        api = customer.http.get("/api/health")
+    finally:
+        site.app.state.search = working
+    assert page.status_code == 500 and "Something went wrong on our side" in page.text
+    assert "Traceback" not in page.text and "/secret/path" not in page.text and "try again" in page.text
+    assert _requests_count(site) == before and api.status_code == 200
+
+
+def test_admin_refunds_a_captured_payment(site, customer) -> None:
+    admin = _operator(site, "root")
+    token, request_id = _new_request(customer, 23)
+    offer = _offered(site, token, request_id, products=1)[0]
+    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "r1"})
+    assert admin.post(f"/operator/requests/{request_id}/fulfil").status_code == 303
+    alice = _operator(site, "alice")
+    assert alice.post(f"/operator/requests/{request_id}/refund").status_code == 403
+    assert admin.post(f"/operator/requests/{request_id}/refund").status_code == 303
+    assert admin.post(f"/operator/requests/{request_id}/refund").status_code == 409  # once only
+    with site.sessions() as session:
+        assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "refunded"
+    assert sum(1 for op, _ in site.payments.calls if op == "refund") >= 1
+
+
+def test_vendor_sees_their_products_and_offers_only(site, customer) -> None:
+    from catalog_ingest.db import Vendor
+
+    with site.sessions() as session:
+        acme = session.scalar(select(Vendor.id).where(Vendor.name == "acme"))
+    add_user(site.sessions, "acme-staff", "vendor", PASSWORD, vendor_id=acme)
+    vendor = site.client()
+    assert vendor.login("acme-staff", PASSWORD).headers["location"] == "/vendor"
+    page = vendor.get("/vendor")
+    assert page.status_code == 200 and "SKU-00001" in page.text and "SKU-00031" not in page.text
+    assert "&lt;script&gt;" in page.text and SCRIPT_TITLE not in page.text
+    assert vendor.get("/operator").status_code == 403

@@ -102,6 +102,7 @@ class Browser:
 
 
 def start_site(workspace: Workspace, **overrides) -> tuple[Site, ServerThread]:  # type: ignore[no-untyped-def]
+    overrides.setdefault("index_refresh_s", 0.3)
     settings = Settings(workspace=workspace, model="test-tiny", **overrides)
     payments = TestPaymentProvider()
     app = create_app(settings, payments=payments)

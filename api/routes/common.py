@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.response import Template
 
+from api import staff_sessions
 from api.models import User
-from api.users import get_user
 
 
 def state(request: Request) -> Any:
@@ -17,11 +17,13 @@ def state(request: Request) -> Any:
 
 
 async def current_user(request: Request) -> User | None:
-    user_id = request.session.get("user_id") if request.scope.get("session") is not None else None
-    if not isinstance(user_id, int):
-        return None
-    user = await asyncio.to_thread(get_user, state(request).sessions, user_id)
-    return user if user is not None and user.active else None
+    """The signed-in staff member (looked up once per request), or None."""
+    if "vitrine_user" not in request.scope:
+        token = request.cookies.get(staff_sessions.COOKIE)
+        request.scope["vitrine_user"] = (
+            await asyncio.to_thread(staff_sessions.user_of, state(request).sessions, token) if token else None
+        )
+    return request.scope["vitrine_user"]
 
 
 async def require_user(request: Request, *roles: str) -> User:
@@ -51,7 +53,7 @@ async def page(request: Request, template: str, status_code: int = 200, **contex
     flashed = request.session.pop("flash", None) if request.scope.get("session") is not None else None
     context.setdefault("flash", flashed)
     context["test_mode"] = state(request).payments.is_test
-    return Template(template_name=template, context=context, status_code=status_code)
+    return Template(template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML)
 
 
 def to_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -6,10 +6,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from litestar import Request, get, post
+from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from api import claims, offers_service, requests_service, users, workbench
+from api import claims, offers_service, requests_service, staff_sessions, users, workbench
 from api.errors import Invalid
 from api.routes.common import flash, page, request_link, require_user, state, to_thread
 from api.views import operator_view
@@ -40,17 +41,32 @@ async def login(request: Request) -> object:
         return await page(
             request, "login.html", status_code=401, next=target, error="The name or the password is not right."
         )
-    request.clear_session()
-    request.set_session({"user_id": user.id})
+    token = await to_thread(staff_sessions.open_session, state(request).sessions, user)
     if user.role == "vendor":
         target = "/vendor"
-    return Redirect(target, status_code=303)
+    response = Redirect(target, status_code=303)
+    response.set_cookie(_staff_cookie(request, token))
+    return response
+
+
+def _staff_cookie(request: Request, value: str, max_age: int | None = None) -> Cookie:
+    return Cookie(
+        key=staff_sessions.COOKIE,
+        value=value,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=state(request).settings.secure_cookies,
+        max_age=max_age if max_age is not None else int(staff_sessions.LIFETIME.total_seconds()),
+    )
 
 
 @post("/logout", name="logout", include_in_schema=False)
 async def logout(request: Request) -> Redirect:
-    request.clear_session()
-    return Redirect("/login", status_code=303)
+    await to_thread(staff_sessions.close_session, state(request).sessions, request.cookies.get(staff_sessions.COOKIE))
+    response = Redirect("/login", status_code=303)
+    response.set_cookie(_staff_cookie(request, "", max_age=0))
+    return response
 
 
 @get("/operator", name="queue", include_in_schema=False)

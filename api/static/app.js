@@ -42,4 +42,21 @@
     });
     if (fields[2].value) draw({ x: +fields[0].value, y: +fields[1].value }, { x: +fields[0].value + +fields[2].value, y: +fields[1].value + +fields[3].value });
   }
+  // Request page: look for news every 20 s; reload when something changed and nothing is being typed.
+  var head = document.getElementById("request-head");
+  if (head && window.fetch) {
+    var poll = function () {
+      fetch("/api/requests/" + encodeURIComponent(head.dataset.token), { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return;
+          var changed = data.status !== head.dataset.status || String(data.offers.length) !== head.dataset.offers ||
+            String(data.messages.length) !== head.dataset.messages;
+          var typing = Array.prototype.some.call(document.querySelectorAll("textarea, input[name=card_number]"), function (f) { return f.value; });
+          if (changed && !typing) window.location.reload();
+        })
+        .catch(function () {});
+    };
+    if (["closed", "cancelled", "expired", "fulfilled"].indexOf(head.dataset.status) < 0) setInterval(poll, 20000);
+  }
 })();
