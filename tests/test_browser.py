@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from webapp import SCRIPT_TITLE, start_site
 
 from api import claims, offers_service
-from api.models import Candidate, CustomerRequest, Offer, Payment, User
+from api.models import AuditEntry, Candidate, CustomerRequest, Offer, Payment, User
 from api.users import add_user
 from vision.embedder import open_embedder
 
@@ -138,7 +138,7 @@ def operator_claims_and_refines(page, site, request_id: int) -> None:  # type: i
     page.wait_for_url(re.compile(rf"/operator/requests/{request_id}$"))
     expect(page.get_by_test_id("request-status")).to_have_attribute("data-status", "claimed")
     expect(page.get_by_test_id("claim-holder")).to_contain_text("Claimed by")
-    expect(page.get_by_text("(search round 1)")).to_be_visible()
+    expect(page.get_by_text("(search round 0)")).to_be_visible()  # round 0: the instant matches
 
     photo = page.get_by_test_id("query-photo")
     page.wait_for_function("() => document.getElementById('query-photo').naturalWidth > 0")
@@ -155,7 +155,7 @@ def operator_claims_and_refines(page, site, request_id: int) -> None:  # type: i
     page.get_by_test_id("vendor").fill("flipkart")
     page.get_by_test_id("max-price").fill("5000")
     page.get_by_test_id("search-again").click()
-    expect(page.get_by_text("(search round 2)")).to_be_visible()
+    expect(page.get_by_text("(search round 1)")).to_be_visible()
 
     # the filters hold on the page and in the stored round; the crop survives the reload
     assert float(page.get_by_test_id("crop-w").input_value()) == pytest.approx(filled[2], abs=1e-3)
@@ -166,7 +166,7 @@ def operator_claims_and_refines(page, site, request_id: int) -> None:  # type: i
         assert vendor == "flipkart" and Decimal(price.split()[0]) <= 5000, text
     with site.sessions() as session:
         latest = session.scalars(
-            select(Candidate).where(Candidate.request_id == request_id, Candidate.round == 2)
+            select(Candidate).where(Candidate.request_id == request_id, Candidate.round == 1)
         ).all()
         assert len(latest) == rows.count() > 0
         assert latest[0].query["vendor"] == "flipkart" and latest[0].query["crop"] == pytest.approx(filled, abs=1e-3)
@@ -286,7 +286,12 @@ def test_operator_claims_refines_and_sends_two_offers(site, watches, open_page) 
     operator_sends_two_offers(page, site, request_id)
     with site.sessions() as session:
         olga = session.scalar(select(User).where(User.name == "olga"))
-        assert session.get(CustomerRequest, request_id).claimed_by == olga.id
+        offers = session.scalars(select(Offer).where(Offer.request_id == request_id)).all()
+        assert [o.created_by_id for o in offers] == [olga.id, olga.id]
+        trail = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.request_id == request_id, AuditEntry.actor == "operator:olga")
+        ).all()
+        assert {"claim.taken", "search.refined"} <= set(trail)
 
 
 def test_customer_accepts_an_offer_and_sees_the_confirmation(site, watches, open_page) -> None:
