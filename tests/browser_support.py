@@ -48,8 +48,11 @@ def screenshot_dir() -> Path:
 
 
 def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
-    """A full-page PNG of what the browser shows now, named after the step."""
-    path = screenshot_dir() / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
+    """A full-page PNG of what the browser shows now: <folder>/<test name>/<step>.png."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "outside-pytest").split("::")[-1].split(" ")[0]
+    folder = screenshot_dir() / re.sub(r"[^A-Za-z0-9_-]+", "-", current)
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
 

@@ -310,12 +310,15 @@ def test_customer_accepts_an_offer_and_sees_the_confirmation(site, watches, open
 def test_the_whole_loop_with_two_people_at_once(site, watches, open_page) -> None:
     """Customer and operator in two browser contexts (separate cookies), one request end to end."""
     customer, operator = open_page(), open_page()
+    customer.clock.install()  # the request page polls every 20 s; the test moves its clock instead of waiting
     token = customer_sends_a_photo(customer, site, _photo_of(watches[0]), "this one", "", "lee@example.com")
     request_id = _request(site, token).id
     operator_signs_in(operator, site, "omar")
     operator_claims_and_refines(operator, site, request_id)
     operator_sends_two_offers(operator, site, request_id)
-    customer.reload()
+    expect(customer.get_by_test_id("offer")).to_have_count(0)
+    customer.clock.fast_forward(21_000)  # the poll sees the news and reloads the page by itself
+    expect(customer.get_by_test_id("offer")).to_have_count(2)
     expect(customer.get_by_test_id("offer-note").first).to_have_text("The closest match: same dial and strap.")
     expect(customer.get_by_test_id("offer-note").nth(1)).to_have_text("A cheaper one <b>in stock</b>.")
     customer_accepts_the_first_offer(customer, site, token)
