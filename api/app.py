@@ -1,8 +1,8 @@
 """`create_app(settings)`: the Litestar application, its shared services and its error pages.
 
 Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. Staff sign-in
-sessions live in the database (a fresh random token per sign-in, deleted at sign-out); the small
-server-side session store under the data folder only carries one-time notices between pages. The JSON API
+sessions live in the database (a fresh random token per sign-in, deleted at sign-out); nothing is
+stored for anonymous visitors. The JSON API
 lives under /api (no cookies involved, so it is outside the CSRF check) and is described at /schema.
 Errors never show a traceback: services raise typed errors that become a page (or JSON under /api)
 saying what happened and what to do.
@@ -20,12 +20,10 @@ from litestar import Litestar, MediaType, Request, Response
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
-from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
 
 from api.errors import ServiceError
@@ -219,15 +217,6 @@ def create_app(
             cookie_httponly=True,
             exclude=["/api/", "/schema"],
         ),
-        middleware=[
-            ServerSideSessionConfig(
-                key="vitrine_session",
-                max_age=12 * 3600,
-                secure=settings.secure_cookies,
-                httponly=True,
-                samesite="lax",
-            ).middleware
-        ],
         exception_handlers={
             ServiceError: _service_error,
             ImageRejected: _image_rejected,
@@ -236,7 +225,6 @@ def create_app(
         },
         openapi_config=OpenAPIConfig(title="Vitrine", version="0.1.0", path="/schema"),
         request_max_body_size=settings.max_upload_bytes + 1_000_000,
-        stores={"sessions": FileStore(settings.workspace.home / "sessions")},
         on_startup=[_startup],
         on_shutdown=[_shutdown],
         debug=False,

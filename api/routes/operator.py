@@ -12,7 +12,7 @@ from litestar.response import Redirect
 
 from api import claims, offers_service, requests_service, staff_sessions, users, workbench
 from api.errors import Invalid
-from api.routes.common import flash, page, request_link, require_user, state, to_thread
+from api.routes.common import notice_redirect, page, request_link, require_user, state, to_thread
 from api.views import operator_view
 
 STAFF = ("operator", "admin")
@@ -88,8 +88,7 @@ async def claim_next(request: Request) -> Redirect:
     st = state(request)
     request_id = await to_thread(claims.claim_next, st.sessions, user, st.settings.claim_ttl_s)
     if request_id is None:
-        flash(request, "The queue is empty: nothing to claim.")
-        return Redirect("/operator", status_code=303)
+        return notice_redirect(request, "/operator", "The queue is empty: nothing to claim.")
     return Redirect(f"/operator/requests/{request_id}", status_code=303)
 
 
@@ -163,8 +162,7 @@ async def send_offers(request: Request, request_id: FromPath[int]) -> Redirect:
     await to_thread(
         offers_service.send_offers, st.sessions, request_id, user, drafts, hours, st.outbox, request_link(request)
     )
-    flash(request, f"{len(drafts)} offer(s) sent to the customer.")
-    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}", f"{len(drafts)} offer(s) sent to the customer.")
 
 
 @post(
@@ -190,8 +188,7 @@ async def operator_message(request: Request, request_id: FromPath[int]) -> Redir
         st.outbox,
         request_link(request),
     )
-    flash(request, "Message sent.")
-    return Redirect(f"/operator/requests/{request_id}#messages", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}#messages", "Message sent.")
 
 
 @post("/operator/requests/{request_id:int}/release", name="release", include_in_schema=False)
@@ -199,8 +196,7 @@ async def release(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     form = await request.form()
     await to_thread(claims.release, state(request).sessions, request_id, user, form.get("reason") or "")
-    flash(request, f"Request {request_id} is back in the queue.")
-    return Redirect("/operator", status_code=303)
+    return notice_redirect(request, "/operator", f"Request {request_id} is back in the queue.")
 
 
 @post("/operator/requests/{request_id:int}/fulfil", name="fulfil", include_in_schema=False)
@@ -208,8 +204,7 @@ async def fulfil(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     st = state(request)
     await to_thread(offers_service.fulfil, st.sessions, st.payments, request_id, user, st.outbox)
-    flash(request, "Payment captured; the request is fulfilled.")
-    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}", "Payment captured; the request is fulfilled.")
 
 
 @post("/operator/requests/{request_id:int}/close", name="close", include_in_schema=False)
@@ -224,8 +219,7 @@ async def refund(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, "admin")
     st = state(request)
     await to_thread(offers_service.refund, st.sessions, st.payments, request_id, user)
-    flash(request, "The payment was refunded.")
-    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}", "The payment was refunded.")
 
 
 operator_routes = [
