@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from api import audit
-from api.errors import Invalid, NotFound
+from api.errors import Conflict, Invalid, NotFound
 from api.lifecycle import move_offer, move_request
 from api.models import AuditEntry, Candidate, CustomerRequest, Message, now, utc
 from api.outbox import Outbox
@@ -156,6 +156,11 @@ def add_message(sessions: sessionmaker, token: str, body: str, something_else: b
 def cancel(sessions: sessionmaker, token: str) -> None:
     with sessions() as session:
         request = load_by_token(session, token)
+        if request.status in (RequestStatus.ACCEPTED, RequestStatus.PAID, RequestStatus.FULFILLED):
+            raise Conflict(
+                "This request is already paid for, so it cannot be cancelled here.",
+                "Write a message to your operator: they can cancel it and release the payment.",
+            )
         for offer in request.offers:
             if offer.status == OfferStatus.SENT:
                 move_offer(session, offer, OfferStatus.WITHDRAWN, "customer", reason="request cancelled")

@@ -515,6 +515,8 @@ def test_fulfilment_captures_and_a_capture_decline_is_reported(site, customer, a
     token, request_id = _new_request(customer, 16)
     offer = _offered(site, token, request_id, products=1)[0]
     customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "f1"})
+    refused = customer.post(f"/r/{token}/cancel")
+    assert refused.status_code == 409 and "already paid" in refused.text
     assert alice.post(f"/operator/requests/{request_id}/fulfil").status_code == 303
     assert 'data-status="fulfilled"' in customer.get(f"/r/{token}").text
     again = alice.post(f"/operator/requests/{request_id}/fulfil")
@@ -529,6 +531,19 @@ def test_fulfilment_captures_and_a_capture_decline_is_reported(site, customer, a
     with site.sessions() as session:
         assert session.get(CustomerRequest, request_id).status == "paid"
         assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "capture_failed"
+
+
+def test_an_operator_cancelling_a_paid_request_releases_the_card_hold(site, customer, alice) -> None:
+    token, request_id = _new_request(customer, 24)
+    offer = _offered(site, token, request_id, products=1)[0]
+    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "x1"})
+    assert alice.post(f"/operator/requests/{request_id}/cancel", {"reason": ""}).status_code == 422
+    assert alice.post(f"/operator/requests/{request_id}/cancel", {"reason": "out of stock"}).status_code == 303
+    page = customer.get(f"/r/{token}")
+    assert 'data-status="cancelled"' in page.text and "Cancelled: out of stock" in page.text
+    with site.sessions() as session:
+        payment = session.scalar(select(Payment).where(Payment.request_id == request_id))
+        assert (payment.status, payment.live_request_id) == ("voided", None)
 
 
 def test_lapsed_authorisations_are_voided(site, customer) -> None:

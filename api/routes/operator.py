@@ -222,7 +222,25 @@ async def refund(request: Request, request_id: FromPath[int]) -> Redirect:
     return notice_redirect(request, f"/operator/requests/{request_id}", "The payment was refunded.")
 
 
+@post("/operator/requests/{request_id:int}/cancel", name="operator_cancel", include_in_schema=False)
+async def operator_cancel(request: Request, request_id: FromPath[int]) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    form = await request.form()
+    await to_thread(
+        offers_service.cancel_by_operator,
+        st.sessions,
+        st.payments,
+        request_id,
+        user,
+        form.get("reason") or "",
+        st.outbox,
+    )
+    return notice_redirect(request, f"/operator/requests/{request_id}", "The request is cancelled.")
+
+
 operator_routes = [
+    operator_cancel,
     login_form,
     login,
     logout,
