@@ -130,7 +130,11 @@ def test_home_page_has_the_form_and_the_test_banner(site, customer) -> None:
     assert customer.get("/login").headers["content-type"].startswith("text/html")
     assert 'data-testid="request-form"' in page.text and 'capture="environment"' in page.text
     assert "TEST MODE — no money moves" in page.text
-    assert set(page.cookies) <= {"csrftoken"}  # nothing kept for an anonymous visitor but the CSRF cookie
+    assert set(page.cookies) <= {"csrftoken"}
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self' covers scripts
+    assert (
+        page.headers["referrer-policy"] == "same-origin" and page.headers["x-content-type-options"] == "nosniff"
+    )  # nothing kept for an anonymous visitor but the CSRF cookie
     assert re.search(r'name="_csrf_token" value="[^"]+"', page.text)
 
 

@@ -104,6 +104,7 @@ async def claim(request: Request, request_id: FromPath[int]) -> Redirect:
 async def workbench_page(request: Request, request_id: FromPath[int]) -> object:
     user = await require_user(request, *STAFF)
     st = state(request)
+    await to_thread(claims.renew_if_held, st.sessions, request_id, user, st.settings.claim_ttl_s)
 
     def load() -> dict:
         with st.sessions() as session:
