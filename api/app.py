@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -44,12 +45,23 @@ class LoginRequired(ServiceError):
     title = "Please sign in"
 
 
+def _when(iso: str | None) -> str:
+    """An ISO time from the views as people read it: '27 Nov 2026, 06:53 UTC'."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).strftime("%d %b %Y, %H:%M UTC")
+    except ValueError:
+        return iso
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["status_label"] = label
+    env.filters["when"] = _when
     env.filters["minutes"] = lambda seconds: (
         f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
         if seconds >= 3600
