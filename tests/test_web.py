@@ -129,6 +129,19 @@ def test_home_page_has_the_form_and_the_test_banner(site, customer) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert customer.get("/login").headers["content-type"].startswith("text/html")
     assert 'data-testid="request-form"' in page.text and 'capture="environment"' in page.text
+    camera = customer.http.post(
+        "/requests",
+        data={"email": "c@example.com", "_csrf_token": customer.token()},
+        files=[
+            ("photo", ("", b"", "application/octet-stream")),
+            ("photo_camera", ("cam.jpg", product_photo(2), "image/jpeg")),
+        ],
+    )
+    assert camera.status_code == 303  # the camera input is used when the picker is left empty
+    nothing = customer.post(
+        "/requests", {"email": "c@example.com"}, files={"photo": ("", b"", "application/octet-stream")}
+    )
+    assert nothing.status_code == 422 and "no file was sent" in nothing.text
     assert "TEST MODE — no money moves" in page.text
     assert set(page.cookies) <= {"csrftoken"}
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self' covers scripts
@@ -746,3 +759,13 @@ def test_vendor_sees_their_products_and_offers_only(site, customer) -> None:
     assert page.status_code == 200 and "SKU-00001" in page.text and "SKU-00031" not in page.text
     assert "&lt;script&gt;" in page.text and SCRIPT_TITLE not in page.text
     assert vendor.get("/operator").status_code == 403
+
+
+def test_a_body_over_the_server_limit_is_refused_with_a_page(site, customer) -> None:
+    before = _requests_count(site)
+    huge = b"\xff\xd8" + b"\x00" * (site.settings.max_upload_bytes + 2_000_000)
+    page = _submit(customer, huge)
+    assert page.status_code == 413 and "limit of 10 MB" in page.text and "Traceback" not in page.text
+    api = customer.http.post("/api/requests", data={"email": "c@example.com"}, files={"photo": ("x.jpg", huge)})
+    assert api.status_code == 413 and "limit" in api.json()["message"]
+    assert _requests_count(site) == before
