@@ -30,7 +30,7 @@ async def read_upload(request: Request, upload: object) -> bytes:
     """The uploaded photo's bytes, refused early when missing or over the limit."""
     limit = state(request).settings.max_upload_bytes
     if upload is None or isinstance(upload, str) or not hasattr(upload, "read"):
-        raise Invalid("Please choose a photo of the product (the photo field was empty).")
+        raise Invalid("Please choose a photo of the product, or take one (no file was sent).")
     data = await upload.read(limit + 1)  # type: ignore[attr-defined]
     if len(data) > limit:
         raise ImageRejected(f"The file is too large; the limit is {limit / 1e6:.0f} MB. Please send a smaller photo.")
