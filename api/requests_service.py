@@ -227,3 +227,27 @@ def estimate_reply(session: Session, request: CustomerRequest) -> Estimate | Non
     low = max(1, int(waiting * 0.6 // 60))
     high = max(low + 1, int(waiting * 1.6 // 60) + 1)
     return Estimate(low, high, ahead or 0, handling / 60, operators, bool(durations))
+
+
+def expire_stale(sessions: sessionmaker, max_wait_hours: float) -> int:
+    """Requests nobody took up within `max_wait_hours` of queueing expire (the customer sees it)."""
+    cutoff = now() - timedelta(hours=max_wait_hours)
+    count = 0
+    with sessions() as session:
+        stale = session.scalars(
+            select(CustomerRequest).where(
+                CustomerRequest.status == RequestStatus.QUEUED.value, CustomerRequest.queued_at < cutoff
+            )
+        ).all()
+        for request in stale:
+            move_request(session, request, RequestStatus.EXPIRED, "system", reason="nobody took it up in time")
+            session.add(
+                Message(
+                    request_id=request.id,
+                    author="system",
+                    body="We are sorry: no operator could take up this request in time. Please try again.",
+                )
+            )
+            count += 1
+        session.commit()
+    return count

@@ -30,6 +30,7 @@ class Settings:
     claim_ttl_s: int = 15 * 60
     offer_ttl_hours: int = 48
     authorisation_ttl_hours: int = 7 * 24
+    request_ttl_hours: int = 7 * 24  # a queued request nobody took up expires after this
     instant_matches: int = 12
     index_refresh_s: float = 30.0  # how often to look for newly ingested products (0: never)
     secret_key: str = ""

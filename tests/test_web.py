@@ -579,6 +579,20 @@ def test_lapsed_authorisations_are_voided(site, customer) -> None:
         assert (payment.status, payment.live_request_id) == ("voided", None)
 
 
+def test_requests_nobody_takes_up_expire(site, customer, alice) -> None:
+    token, request_id = _new_request(customer, 25)
+    with site.sessions() as session:
+        session.execute(
+            update(CustomerRequest)
+            .where(CustomerRequest.id == request_id)
+            .values(queued_at=now() - timedelta(hours=site.settings.request_ttl_hours + 1))
+        )
+        session.commit()
+    assert f'data-request-id="{request_id}"' not in alice.get("/operator").text
+    page = customer.get(f"/r/{token}")
+    assert 'data-status="expired"' in page.text and "no operator could take up" in page.text
+
+
 def test_expired_offers_cannot_be_accepted(site, customer) -> None:
     token, request_id = _new_request(customer, 19)
     offer = _offered(site, token, request_id, products=1)[0]

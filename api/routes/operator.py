@@ -74,6 +74,7 @@ async def queue(request: Request) -> object:
     user = await require_user(request, *STAFF)
     st = state(request)
     await to_thread(claims.expire_claims, st.sessions)
+    await to_thread(requests_service.expire_stale, st.sessions, st.settings.request_ttl_hours)
     await to_thread(offers_service.expire_offers, st.sessions)
     await to_thread(
         offers_service.void_lapsed_authorisations, st.sessions, st.payments, st.settings.authorisation_ttl_hours
