@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from catalog_ingest.workspace import Workspace
@@ -35,7 +35,6 @@ class Settings:
     index_refresh_s: float = 30.0  # how often to look for newly ingested products (0: never)
     secret_key: str = ""
     secure_cookies: bool = False
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.secret_key:
