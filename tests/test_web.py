@@ -783,3 +783,11 @@ def test_a_body_over_the_server_limit_is_refused_with_a_page(site, customer) -> 
     api = customer.http.post("/api/requests", data={"email": "c@example.com"}, files={"photo": ("x.jpg", huge)})
     assert api.status_code == 413 and "limit" in api.json()["message"]
     assert _requests_count(site) == before
+
+
+def test_searching_on_an_unclaimed_request_does_not_claim_it(site, customer, alice) -> None:
+    _, request_id = _new_request(customer, 26)
+    refused = alice.post(f"/operator/requests/{request_id}/search", {"words": "mug"})
+    assert refused.status_code == 409 and "claim it from the queue first" in refused.text
+    with site.sessions() as session:
+        assert session.get(CustomerRequest, request_id).status == "queued"

@@ -130,15 +130,9 @@ async def refine(request: Request, request_id: FromPath[int]) -> Redirect:
     st = state(request)
     form = dict(await request.form())
     how = workbench.parse_refinement(form)
-    await claims_renew(request, request_id, user)
+    await to_thread(claims.renew_if_held, st.sessions, request_id, user, st.settings.claim_ttl_s)
     await workbench.refine(st.sessions, st.search, st.settings.workspace, request_id, user, how)
     return Redirect(f"/operator/requests/{request_id}#candidates", status_code=303)
-
-
-async def claims_renew(request: Request, request_id: FromPath[int], user) -> None:  # type: ignore[no-untyped-def]
-    """Working on a request keeps its claim alive (only for the holder; others get the holder's name)."""
-    st = state(request)
-    await to_thread(claims.claim, st.sessions, request_id, user, st.settings.claim_ttl_s)
 
 
 @post("/operator/requests/{request_id:int}/offers", name="send_offers", include_in_schema=False)
