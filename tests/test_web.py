@@ -642,6 +642,7 @@ def test_json_api_create_read_accept(site) -> None:
     body = created.json()
     assert body["status"] == "queued" and body["instant_matches"][0]["title"] == "Product number 21"
     assert body["url"].endswith(body["token"]) and body["estimate"]["minutes_high"] >= 1
+    assert body["test_mode"] is True
     with site.sessions() as session:
         request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token == body["token"]))
     offers = _offered(site, body["token"], request_id, products=2)
