@@ -1,8 +1,8 @@
 """`create_app(settings)`: the Litestar application, its shared services and its error pages.
 
 Pages are server-rendered Jinja2 with autoescaping; every form carries a CSRF token. Staff sign-in
-sessions live in the database (a fresh random token per sign-in, deleted at sign-out); the small
-server-side session store under the data folder only carries one-time notices between pages. The JSON API
+sessions live in the database (a fresh random token per sign-in, deleted at sign-out); nothing is
+stored for anonymous visitors. The JSON API
 lives under /api (no cookies involved, so it is outside the CSRF check) and is described at /schema.
 Errors never show a traceback: services raise typed errors that become a page (or JSON under /api)
 saying what happened and what to do.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -20,12 +21,10 @@ from litestar import Litestar, MediaType, Request, Response
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
-from litestar.stores.file import FileStore
 from litestar.template.config import TemplateConfig
 
 from api.errors import ServiceError
@@ -46,12 +45,23 @@ class LoginRequired(ServiceError):
     title = "Please sign in"
 
 
+def _when(iso: str | None) -> str:
+    """An ISO time from the views as people read it: '27 Nov 2026, 06:53 UTC'."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).strftime("%d %b %Y, %H:%M UTC")
+    except ValueError:
+        return iso
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["status_label"] = label
+    env.filters["when"] = _when
     env.filters["minutes"] = lambda seconds: (
         f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
         if seconds >= 3600
@@ -155,6 +165,25 @@ def _crash(request: Request, exc: Exception) -> Response:
     )
 
 
+SECURITY_HEADERS = {
+    # Only this site's own files; no inline scripts, no framing, forms post only here.
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "x-content-type-options": "nosniff",
+    # The request page's address is the customer's key: never send it to another site.
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+}
+
+
+async def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(
     settings: Settings,
     search=None,  # type: ignore[no-untyped-def]
@@ -219,15 +248,6 @@ def create_app(
             cookie_httponly=True,
             exclude=["/api/", "/schema"],
         ),
-        middleware=[
-            ServerSideSessionConfig(
-                key="vitrine_session",
-                max_age=12 * 3600,
-                secure=settings.secure_cookies,
-                httponly=True,
-                samesite="lax",
-            ).middleware
-        ],
         exception_handlers={
             ServiceError: _service_error,
             ImageRejected: _image_rejected,
@@ -236,7 +256,7 @@ def create_app(
         },
         openapi_config=OpenAPIConfig(title="Vitrine", version="0.1.0", path="/schema"),
         request_max_body_size=settings.max_upload_bytes + 1_000_000,
-        stores={"sessions": FileStore(settings.workspace.home / "sessions")},
+        after_request=_security_headers,
         on_startup=[_startup],
         on_shutdown=[_shutdown],
         debug=False,

@@ -67,6 +67,25 @@ def claim(sessions: sessionmaker, request_id: int, user: User, ttl_s: int) -> No
         session.commit()
 
 
+def renew_if_held(sessions: sessionmaker, request_id: int, user: User, ttl_s: int) -> bool:
+    """Push the expiry of `user`'s own live claim forward (opening the workbench keeps it alive)."""
+    moment = now()
+    with sessions() as session:
+        result = session.execute(
+            update(CustomerRequest)
+            .where(
+                CustomerRequest.id == request_id,
+                CustomerRequest.status == RequestStatus.CLAIMED.value,
+                CustomerRequest.claimed_by_id == user.id,
+                CustomerRequest.claim_expires_at > moment,
+            )
+            .values(claim_expires_at=moment + timedelta(seconds=ttl_s))
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        return result.rowcount == 1
+
+
 def _refuse(session: Session, request_id: int, user: User) -> None:
     request = session.get(CustomerRequest, request_id)
     session.refresh(request)

@@ -402,3 +402,50 @@ def void_lapsed_authorisations(sessions: sessionmaker, provider: PaymentProvider
             session.commit()
             count += 1
     return count
+
+
+def cancel_by_operator(
+    sessions: sessionmaker, provider: PaymentProvider, request_id: int, user: User, reason: str, outbox: Outbox
+) -> None:
+    """Cancel a request for the customer; a held payment (authorised, not captured) is voided first."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("Please give the reason for cancelling (the customer sees it).")
+    with sessions() as session:
+        request = session.get(CustomerRequest, request_id)
+        if request is None:
+            raise NotFound("There is no request with this number.", "Go back to the queue.")
+        if request.status in (RequestStatus.ACCEPTED, RequestStatus.FULFILLED):
+            raise Conflict(
+                f"A request that is {request.status} cannot be cancelled.",
+                "Wait for a payment in progress; refund a fulfilled one instead.",
+            )
+        payment = live_payment(session, request.id)
+        held = (payment.id, payment.provider_ref) if payment is not None and payment.status == "authorised" else None
+    if held is not None:
+        outcome = provider.void(held[1], f"void:{held[0]}")
+        if not outcome.ok:
+            raise PaymentFailed(f"The card hold could not be released: {outcome.message}", "Try again in a minute.")
+    with sessions() as session:
+        request = session.get(CustomerRequest, request_id)
+        if held is not None:
+            payment = session.get(Payment, held[0])
+            payment.status, payment.live_request_id, payment.updated_at = "voided", None, now()
+            audit.record(session, actor(user), "payment.voided", request_id, payment_id=held[0])
+        for offer in request.offers:
+            if offer.status == OfferStatus.SENT:
+                move_offer(session, offer, OfferStatus.WITHDRAWN, actor(user), reason="request cancelled")
+        move_request(
+            session,
+            request,
+            RequestStatus.CANCELLED,
+            actor(user),
+            values={"claimed_by_id": None, "claim_expires_at": None},
+            reason=reason[:500],
+        )
+        session.add(
+            Message(request_id=request.id, author="operator", author_name=user.name, body=f"Cancelled: {reason}")
+        )
+        session.commit()
+        email = request.email
+    outbox.send(email, "Your Vitrine request was cancelled", f"{user.name} cancelled your request: {reason}\n")

@@ -74,6 +74,7 @@ class TestPaymentProvider:
 
     name = "test"
     is_test = True
+    __test__ = False  # a payment provider named "Test…", not a pytest test class
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

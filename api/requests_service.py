@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from api import audit
-from api.errors import Invalid, NotFound
+from api.errors import Conflict, Invalid, NotFound
 from api.lifecycle import move_offer, move_request
 from api.models import AuditEntry, Candidate, CustomerRequest, Message, now, utc
 from api.outbox import Outbox
@@ -156,6 +156,11 @@ def add_message(sessions: sessionmaker, token: str, body: str, something_else: b
 def cancel(sessions: sessionmaker, token: str) -> None:
     with sessions() as session:
         request = load_by_token(session, token)
+        if request.status in (RequestStatus.ACCEPTED, RequestStatus.PAID, RequestStatus.FULFILLED):
+            raise Conflict(
+                "This request is already paid for, so it cannot be cancelled here.",
+                "Write a message to your operator: they can cancel it and release the payment.",
+            )
         for offer in request.offers:
             if offer.status == OfferStatus.SENT:
                 move_offer(session, offer, OfferStatus.WITHDRAWN, "customer", reason="request cancelled")
@@ -222,3 +227,27 @@ def estimate_reply(session: Session, request: CustomerRequest) -> Estimate | Non
     low = max(1, int(waiting * 0.6 // 60))
     high = max(low + 1, int(waiting * 1.6 // 60) + 1)
     return Estimate(low, high, ahead or 0, handling / 60, operators, bool(durations))
+
+
+def expire_stale(sessions: sessionmaker, max_wait_hours: float) -> int:
+    """Requests nobody took up within `max_wait_hours` of queueing expire (the customer sees it)."""
+    cutoff = now() - timedelta(hours=max_wait_hours)
+    count = 0
+    with sessions() as session:
+        stale = session.scalars(
+            select(CustomerRequest).where(
+                CustomerRequest.status == RequestStatus.QUEUED.value, CustomerRequest.queued_at < cutoff
+            )
+        ).all()
+        for request in stale:
+            move_request(session, request, RequestStatus.EXPIRED, "system", reason="nobody took it up in time")
+            session.add(
+                Message(
+                    request_id=request.id,
+                    author="system",
+                    body="We are sorry: no operator could take up this request in time. Please try again.",
+                )
+            )
+            count += 1
+        session.commit()
+    return count

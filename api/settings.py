@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from catalog_ingest.workspace import Workspace
@@ -30,11 +30,11 @@ class Settings:
     claim_ttl_s: int = 15 * 60
     offer_ttl_hours: int = 48
     authorisation_ttl_hours: int = 7 * 24
+    request_ttl_hours: int = 7 * 24  # a queued request nobody took up expires after this
     instant_matches: int = 12
     index_refresh_s: float = 30.0  # how often to look for newly ingested products (0: never)
     secret_key: str = ""
     secure_cookies: bool = False
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.secret_key:

@@ -61,11 +61,6 @@ OFFER_TRANSITIONS: dict[OfferStatus, frozenset[OfferStatus]] = {
     OS.SUPERSEDED: frozenset(),
 }
 
-#: Requests an operator may still work on (shown in the queue when unclaimed).
-OPEN_FOR_OPERATORS = (R.QUEUED, R.CLAIMED)
-#: Requests the customer can no longer change.
-FINAL = frozenset(s for s, nxt in REQUEST_TRANSITIONS.items() if not nxt)
-
 LABELS: dict[str, str] = {
     "submitted": "Received",
     "matched": "Matched",

@@ -129,7 +129,25 @@ def test_home_page_has_the_form_and_the_test_banner(site, customer) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert customer.get("/login").headers["content-type"].startswith("text/html")
     assert 'data-testid="request-form"' in page.text and 'capture="environment"' in page.text
+    camera = customer.http.post(
+        "/requests",
+        data={"email": "c@example.com", "_csrf_token": customer.token()},
+        files=[
+            ("photo", ("", b"", "application/octet-stream")),
+            ("photo_camera", ("cam.jpg", product_photo(2), "image/jpeg")),
+        ],
+    )
+    assert camera.status_code == 303  # the camera input is used when the picker is left empty
+    nothing = customer.post(
+        "/requests", {"email": "c@example.com"}, files={"photo": ("", b"", "application/octet-stream")}
+    )
+    assert nothing.status_code == 422 and "no file was sent" in nothing.text
     assert "TEST MODE — no money moves" in page.text
+    assert set(page.cookies) <= {"csrftoken"}
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self' covers scripts
+    assert (
+        page.headers["referrer-policy"] == "same-origin" and page.headers["x-content-type-options"] == "nosniff"
+    )  # nothing kept for an anonymous visitor but the CSRF cookie
     assert re.search(r'name="_csrf_token" value="[^"]+"', page.text)
 
 
@@ -514,6 +532,8 @@ def test_fulfilment_captures_and_a_capture_decline_is_reported(site, customer, a
     token, request_id = _new_request(customer, 16)
     offer = _offered(site, token, request_id, products=1)[0]
     customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "f1"})
+    refused = customer.post(f"/r/{token}/cancel")
+    assert refused.status_code == 409 and "already paid" in refused.text
     assert alice.post(f"/operator/requests/{request_id}/fulfil").status_code == 303
     assert 'data-status="fulfilled"' in customer.get(f"/r/{token}").text
     again = alice.post(f"/operator/requests/{request_id}/fulfil")
@@ -530,6 +550,19 @@ def test_fulfilment_captures_and_a_capture_decline_is_reported(site, customer, a
         assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "capture_failed"
 
 
+def test_an_operator_cancelling_a_paid_request_releases_the_card_hold(site, customer, alice) -> None:
+    token, request_id = _new_request(customer, 24)
+    offer = _offered(site, token, request_id, products=1)[0]
+    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "x1"})
+    assert alice.post(f"/operator/requests/{request_id}/cancel", {"reason": ""}).status_code == 422
+    assert alice.post(f"/operator/requests/{request_id}/cancel", {"reason": "out of stock"}).status_code == 303
+    page = customer.get(f"/r/{token}")
+    assert 'data-status="cancelled"' in page.text and "Cancelled: out of stock" in page.text
+    with site.sessions() as session:
+        payment = session.scalar(select(Payment).where(Payment.request_id == request_id))
+        assert (payment.status, payment.live_request_id) == ("voided", None)
+
+
 def test_lapsed_authorisations_are_voided(site, customer) -> None:
     token, request_id = _new_request(customer, 18)
     offer = _offered(site, token, request_id, products=1)[0]
@@ -544,6 +577,20 @@ def test_lapsed_authorisations_are_voided(site, customer) -> None:
         assert session.get(CustomerRequest, request_id).status == "cancelled"
         payment = session.scalar(select(Payment).where(Payment.request_id == request_id))
         assert (payment.status, payment.live_request_id) == ("voided", None)
+
+
+def test_requests_nobody_takes_up_expire(site, customer, alice) -> None:
+    token, request_id = _new_request(customer, 25)
+    with site.sessions() as session:
+        session.execute(
+            update(CustomerRequest)
+            .where(CustomerRequest.id == request_id)
+            .values(queued_at=now() - timedelta(hours=site.settings.request_ttl_hours + 1))
+        )
+        session.commit()
+    assert f'data-request-id="{request_id}"' not in alice.get("/operator").text
+    page = customer.get(f"/r/{token}")
+    assert 'data-status="expired"' in page.text and "no operator could take up" in page.text
 
 
 def test_expired_offers_cannot_be_accepted(site, customer) -> None:
@@ -595,6 +642,7 @@ def test_json_api_create_read_accept(site) -> None:
     body = created.json()
     assert body["status"] == "queued" and body["instant_matches"][0]["title"] == "Product number 21"
     assert body["url"].endswith(body["token"]) and body["estimate"]["minutes_high"] >= 1
+    assert body["test_mode"] is True
     with site.sessions() as session:
         request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token == body["token"]))
     offers = _offered(site, body["token"], request_id, products=2)
@@ -726,3 +774,21 @@ def test_vendor_sees_their_products_and_offers_only(site, customer) -> None:
     assert page.status_code == 200 and "SKU-00001" in page.text and "SKU-00031" not in page.text
     assert "&lt;script&gt;" in page.text and SCRIPT_TITLE not in page.text
     assert vendor.get("/operator").status_code == 403
+
+
+def test_a_body_over_the_server_limit_is_refused_with_a_page(site, customer) -> None:
+    before = _requests_count(site)
+    huge = b"\xff\xd8" + b"\x00" * (site.settings.max_upload_bytes + 2_000_000)
+    page = _submit(customer, huge)
+    assert page.status_code == 413 and "limit of 10 MB" in page.text and "Traceback" not in page.text
+    api = customer.http.post("/api/requests", data={"email": "c@example.com"}, files={"photo": ("x.jpg", huge)})
+    assert api.status_code == 413 and "limit" in api.json()["message"]
+    assert _requests_count(site) == before
+
+
+def test_searching_on_an_unclaimed_request_does_not_claim_it(site, customer, alice) -> None:
+    _, request_id = _new_request(customer, 26)
+    refused = alice.post(f"/operator/requests/{request_id}/search", {"words": "mug"})
+    assert refused.status_code == 409 and "claim it from the queue first" in refused.text
+    with site.sessions() as session:
+        assert session.get(CustomerRequest, request_id).status == "queued"

@@ -38,6 +38,7 @@ def _view(request: Request, token: str) -> dict[str, Any]:
     with state(request).sessions() as session:
         view = customer_view(session, requests_service.load_by_token(session, token))
     view["url"] = f"{str(request.base_url).rstrip('/')}/r/{token}"
+    view["test_mode"] = state(request).payments.is_test  # TEST MODE: no money moves
     return view
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote, unquote
 
 from litestar import MediaType, Request
-from litestar.response import Template
+from litestar.datastructures import Cookie
+from litestar.response import Redirect, Template
 
 from api import staff_sessions
 from api.models import User
+
+NOTICE_COOKIE = "vitrine_notice"
 
 
 def state(request: Request) -> Any:
@@ -38,8 +42,18 @@ async def require_user(request: Request, *roles: str) -> User:
     return user
 
 
-def flash(request: Request, text: str, kind: str = "ok") -> None:
-    request.session["flash"] = {"text": text, "kind": kind}
+def notice_redirect(request: Request, target: str, text: str) -> Redirect:
+    """A redirect that shows `text` once on the next page (a short-lived cookie; nothing stored server-side)."""
+    response = Redirect(target, status_code=303)
+    response.set_cookie(_notice_cookie(request, quote(text[:300]), 60))
+    return response
+
+
+def _notice_cookie(request: Request, value: str, max_age: int) -> Cookie:
+    secure = state(request).settings.secure_cookies
+    return Cookie(
+        key=NOTICE_COOKIE, value=value, path="/", httponly=True, samesite="lax", secure=secure, max_age=max_age
+    )
 
 
 def request_link(request: Request) -> str:
@@ -50,10 +64,13 @@ def request_link(request: Request) -> str:
 async def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Template:
     if "user" not in context:
         context["user"] = await current_user(request)
-    flashed = request.session.pop("flash", None) if request.scope.get("session") is not None else None
-    context.setdefault("flash", flashed)
+    notice = request.cookies.get(NOTICE_COOKIE)
+    context.setdefault("flash", {"text": unquote(notice), "kind": "ok"} if notice else None)
     context["test_mode"] = state(request).payments.is_test
-    return Template(template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML)
+    cookies = [_notice_cookie(request, "", 0)] if notice else []
+    return Template(
+        template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML, cookies=cookies
+    )
 
 
 def to_thread(fn, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -30,13 +30,24 @@ async def read_upload(request: Request, upload: object) -> bytes:
     """The uploaded photo's bytes, refused early when missing or over the limit."""
     limit = state(request).settings.max_upload_bytes
     if upload is None or isinstance(upload, str) or not hasattr(upload, "read"):
-        raise Invalid("Please choose a photo of the product (the photo field was empty).")
+        raise Invalid("Please choose a photo of the product, or take one (no file was sent).")
     data = await upload.read(limit + 1)  # type: ignore[attr-defined]
     if len(data) > limit:
         raise ImageRejected(f"The file is too large; the limit is {limit / 1e6:.0f} MB. Please send a smaller photo.")
+    if not data and not getattr(upload, "filename", ""):
+        raise Invalid("Please choose a photo of the product, or take one (no file was sent).")
     if not data:
         raise Invalid("The photo file is empty (0 bytes); please choose the photo again.")
     return data
+
+
+def _chosen_photo(form) -> object:  # type: ignore[no-untyped-def]
+    """The file from the picker, else the one from the camera input (browsers send both fields)."""
+    for name in ("photo", "photo_camera"):
+        upload = form.get(name)
+        if upload is not None and not isinstance(upload, str) and getattr(upload, "filename", ""):
+            return upload
+    return form.get("photo")
 
 
 async def create_from_upload(request: Request, data: bytes, email: str, words: str, budget: str) -> str:
@@ -62,7 +73,7 @@ async def create_from_upload(request: Request, data: bytes, email: str, words: s
 @post("/requests", name="create_request", include_in_schema=False)
 async def create_request_form(request: Request) -> Redirect:
     form = await request.form()
-    data = await read_upload(request, form.get("photo"))
+    data = await read_upload(request, _chosen_photo(form))
     token = await create_from_upload(
         request, data, form.get("email") or "", form.get("words") or "", form.get("budget") or ""
     )

@@ -12,7 +12,7 @@ from litestar.response import Redirect
 
 from api import claims, offers_service, requests_service, staff_sessions, users, workbench
 from api.errors import Invalid
-from api.routes.common import flash, page, request_link, require_user, state, to_thread
+from api.routes.common import notice_redirect, page, request_link, require_user, state, to_thread
 from api.views import operator_view
 
 STAFF = ("operator", "admin")
@@ -74,6 +74,7 @@ async def queue(request: Request) -> object:
     user = await require_user(request, *STAFF)
     st = state(request)
     await to_thread(claims.expire_claims, st.sessions)
+    await to_thread(requests_service.expire_stale, st.sessions, st.settings.request_ttl_hours)
     await to_thread(offers_service.expire_offers, st.sessions)
     await to_thread(
         offers_service.void_lapsed_authorisations, st.sessions, st.payments, st.settings.authorisation_ttl_hours
@@ -88,8 +89,7 @@ async def claim_next(request: Request) -> Redirect:
     st = state(request)
     request_id = await to_thread(claims.claim_next, st.sessions, user, st.settings.claim_ttl_s)
     if request_id is None:
-        flash(request, "The queue is empty: nothing to claim.")
-        return Redirect("/operator", status_code=303)
+        return notice_redirect(request, "/operator", "The queue is empty: nothing to claim.")
     return Redirect(f"/operator/requests/{request_id}", status_code=303)
 
 
@@ -105,6 +105,7 @@ async def claim(request: Request, request_id: FromPath[int]) -> Redirect:
 async def workbench_page(request: Request, request_id: FromPath[int]) -> object:
     user = await require_user(request, *STAFF)
     st = state(request)
+    await to_thread(claims.renew_if_held, st.sessions, request_id, user, st.settings.claim_ttl_s)
 
     def load() -> dict:
         with st.sessions() as session:
@@ -129,15 +130,9 @@ async def refine(request: Request, request_id: FromPath[int]) -> Redirect:
     st = state(request)
     form = dict(await request.form())
     how = workbench.parse_refinement(form)
-    await claims_renew(request, request_id, user)
+    await to_thread(claims.renew_if_held, st.sessions, request_id, user, st.settings.claim_ttl_s)
     await workbench.refine(st.sessions, st.search, st.settings.workspace, request_id, user, how)
     return Redirect(f"/operator/requests/{request_id}#candidates", status_code=303)
-
-
-async def claims_renew(request: Request, request_id: FromPath[int], user) -> None:  # type: ignore[no-untyped-def]
-    """Working on a request keeps its claim alive (only for the holder; others get the holder's name)."""
-    st = state(request)
-    await to_thread(claims.claim, st.sessions, request_id, user, st.settings.claim_ttl_s)
 
 
 @post("/operator/requests/{request_id:int}/offers", name="send_offers", include_in_schema=False)
@@ -163,8 +158,7 @@ async def send_offers(request: Request, request_id: FromPath[int]) -> Redirect:
     await to_thread(
         offers_service.send_offers, st.sessions, request_id, user, drafts, hours, st.outbox, request_link(request)
     )
-    flash(request, f"{len(drafts)} offer(s) sent to the customer.")
-    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}", f"{len(drafts)} offer(s) sent to the customer.")
 
 
 @post(
@@ -190,8 +184,7 @@ async def operator_message(request: Request, request_id: FromPath[int]) -> Redir
         st.outbox,
         request_link(request),
     )
-    flash(request, "Message sent.")
-    return Redirect(f"/operator/requests/{request_id}#messages", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}#messages", "Message sent.")
 
 
 @post("/operator/requests/{request_id:int}/release", name="release", include_in_schema=False)
@@ -199,8 +192,7 @@ async def release(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     form = await request.form()
     await to_thread(claims.release, state(request).sessions, request_id, user, form.get("reason") or "")
-    flash(request, f"Request {request_id} is back in the queue.")
-    return Redirect("/operator", status_code=303)
+    return notice_redirect(request, "/operator", f"Request {request_id} is back in the queue.")
 
 
 @post("/operator/requests/{request_id:int}/fulfil", name="fulfil", include_in_schema=False)
@@ -208,8 +200,7 @@ async def fulfil(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, *STAFF)
     st = state(request)
     await to_thread(offers_service.fulfil, st.sessions, st.payments, request_id, user, st.outbox)
-    flash(request, "Payment captured; the request is fulfilled.")
-    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}", "Payment captured; the request is fulfilled.")
 
 
 @post("/operator/requests/{request_id:int}/close", name="close", include_in_schema=False)
@@ -224,11 +215,28 @@ async def refund(request: Request, request_id: FromPath[int]) -> Redirect:
     user = await require_user(request, "admin")
     st = state(request)
     await to_thread(offers_service.refund, st.sessions, st.payments, request_id, user)
-    flash(request, "The payment was refunded.")
-    return Redirect(f"/operator/requests/{request_id}", status_code=303)
+    return notice_redirect(request, f"/operator/requests/{request_id}", "The payment was refunded.")
+
+
+@post("/operator/requests/{request_id:int}/cancel", name="operator_cancel", include_in_schema=False)
+async def operator_cancel(request: Request, request_id: FromPath[int]) -> Redirect:
+    user = await require_user(request, *STAFF)
+    st = state(request)
+    form = await request.form()
+    await to_thread(
+        offers_service.cancel_by_operator,
+        st.sessions,
+        st.payments,
+        request_id,
+        user,
+        form.get("reason") or "",
+        st.outbox,
+    )
+    return notice_redirect(request, f"/operator/requests/{request_id}", "The request is cancelled.")
 
 
 operator_routes = [
+    operator_cancel,
     login_form,
     login,
     logout,

@@ -3,17 +3,22 @@
   // Upload form: refuse a wrong type or an oversized file before sending it.
   var form = document.getElementById("request-form");
   if (form) {
-    var input = document.getElementById("photo"), error = document.getElementById("photo-error");
-    var max = parseInt(form.dataset.maxBytes, 10);
-    var check = function () {
-      var file = input.files && input.files[0], message = "";
-      if (file && file.size > max) message = "This photo is " + (file.size / 1e6).toFixed(1) + " MB; the limit is " + Math.round(max / 1e6) + " MB.";
+    var inputs = [document.getElementById("photo"), document.getElementById("photo-camera")];
+    var error = document.getElementById("photo-error"), max = parseInt(form.dataset.maxBytes, 10);
+    var chosen = function () {
+      for (var i = 0; i < inputs.length; i++) if (inputs[i] && inputs[i].files && inputs[i].files[0]) return inputs[i].files[0];
+      return null;
+    };
+    var check = function (submitting) {
+      var file = chosen(), message = "";
+      if (!file && submitting) message = "Please choose a photo of the product, or take one.";
+      else if (file && file.size > max) message = "This photo is " + (file.size / 1e6).toFixed(1) + " MB; the limit is " + Math.round(max / 1e6) + " MB.";
       else if (file && file.type && file.type.indexOf("image/") !== 0) message = "This file is not a photo (" + file.type + ").";
       error.textContent = message; error.hidden = !message;
       return !message;
     };
-    input.addEventListener("change", check);
-    form.addEventListener("submit", function (event) { if (!check()) event.preventDefault(); });
+    inputs.forEach(function (input) { if (input) input.addEventListener("change", function () { check(false); }); });
+    form.addEventListener("submit", function (event) { if (!check(true)) event.preventDefault(); });
   }
   // Workbench: drag a box on the customer photo to fill the crop fields (fractions of the image).
   var frame = document.getElementById("crop-frame"), box = document.getElementById("crop-box");
