@@ -230,7 +230,9 @@ def customer_accepts_the_first_offer(page, site, token: str) -> None:  # type: i
     assert request.status == "paid" and request.accepted_offer_id == first
     with site.sessions() as session:
         payments = session.scalars(select(Payment).where(Payment.request_id == request.id)).all()
-        assert [(p.status, p.test, str(p.amount), p.card_last4) for p in payments] == [("authorised", True, price, "4242")]
+        assert [(p.status, p.test, str(p.amount), p.card_last4) for p in payments] == [
+            ("authorised", True, price, "4242")
+        ]
     assert sum(1 for op, _ in site.payments.calls if op == "authorise") == authorised_before + 1
 
 
