@@ -11,7 +11,7 @@ from litestar.response import File, Redirect
 
 from api import offers_service, requests_service
 from api.errors import Invalid, NotFound
-from api.routes.common import flash, page, request_link, state, to_thread
+from api.routes.common import notice_redirect, page, request_link, state, to_thread
 from api.search_service import QueryInput
 from api.uploads import check_photo, image_path, store_photo
 from api.views import customer_view
@@ -108,8 +108,11 @@ async def accept_offer(request: Request, token: FromPath[str], offer_id: FromPat
         key,
         st.outbox,
     )
-    flash(request, "Thank you: the offer is accepted and your card is authorised. It is charged when the order ships.")
-    return Redirect(f"/r/{token}", status_code=303)
+    return notice_redirect(
+        request,
+        f"/r/{token}",
+        "Thank you: the offer is accepted and your card is authorised. It is charged when the order ships.",
+    )
 
 
 @post("/r/{token:str}/offers/{offer_id:int}/decline", name="decline_offer", include_in_schema=False)
