@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from api.serve_cli import serve_command, users_app
 from catalog_ingest.cli import (
     bench_ingest,
     demo_catalog_command,
@@ -33,6 +34,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(demo_app, name="demo")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
+app.add_typer(users_app, name="users")
 bench_app.command("index")(bench_index)
 bench_app.command("ingest")(bench_ingest)
 app.command("embed")(embed_command)
@@ -40,6 +42,7 @@ app.command("ingest")(ingest_command)
 app.command("search")(search_command)
 app.command("doctor")(doctor_command)
 app.command("eval")(eval_command)
+app.command("serve")(serve_command)
 
 
 def bench_serve_command(

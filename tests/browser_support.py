@@ -1,0 +1,91 @@
+"""What the browser tests need besides the web test server: a catalog with real product photos,
+Debian's Chromium driven by Playwright, and full-page screenshots kept as test artifacts.
+
+Chromium is the system one (/usr/bin/chromium, or $VITRINE_CHROMIUM): Playwright's own browser
+download is never used, so the tests run offline.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+from pathlib import Path
+
+from webapp import build_catalog
+
+from catalog_ingest.ingest import IngestOptions, ingest_catalog
+from catalog_ingest.mapping import ColumnMapping
+from catalog_ingest.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+FLIPKART = (ROOT / ".." / "shared" / "data" / "flipkart-sample").resolve()
+FLIPKART_MAPPING = ROOT / "catalog_ingest" / "mappings" / "flipkart.toml"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def chromium_path() -> str | None:
+    """The system Chromium, or None when this machine has none (the browser tests are then skipped)."""
+    for candidate in (os.environ.get("VITRINE_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def screenshot_dir() -> Path:
+    """Where screenshots go: $VITRINE_SCREENSHOTS, else artifacts/screenshots (git-ignored)."""
+    folder = Path(os.environ.get("VITRINE_SCREENSHOTS") or ROOT / "artifacts" / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+    """A full-page PNG of what the browser shows now: <folder>/<test name>/<step>.png."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "outside-pytest").split("::")[-1].split(" ")[0]
+    folder = screenshot_dir() / re.sub(r"[^A-Za-z0-9_-]+", "-", current)
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def watch_rows(count: int, max_bytes: int = 120_000) -> list[dict[str, str]]:
+    """The first `count` watches of the Flipkart sample whose photo is on disk and small (fast to embed)."""
+    with (FLIPKART / "flipkart_com-ecommerce_sample_1050.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    chosen = []
+    for row in rows:
+        photo = FLIPKART / "images" / row["image"]
+        if "Watches" in row["product_category_tree"] and photo.is_file() and photo.stat().st_size <= max_bytes:
+            chosen.append(row)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def build_browser_catalog(folder: Path, embedder, watches: int = 24) -> tuple[Workspace, list[dict[str, str]]]:  # type: ignore[no-untyped-def]
+    """The web tests' two synthetic vendors (one product titled with a script tag) plus a vendor of real
+    watches from the Flipkart sample, ingested through its column mapping; returns the watch rows too."""
+    workspace = build_catalog(folder, embedder)
+    rows = watch_rows(watches)
+    shop = folder / "flipkart"
+    shop.mkdir()
+    (shop / "images").mkdir()
+    for row in rows:
+        shutil.copyfile(FLIPKART / "images" / row["image"], shop / "images" / row["image"])
+    with (shop / "catalog.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    options = IngestOptions(mapping=ColumnMapping.load(FLIPKART_MAPPING))
+    summary = ingest_catalog(shop / "catalog.csv", "flipkart", embedder, workspace, options)
+    assert summary.accepted == len(rows), summary.to_json()
+    return workspace, rows
