@@ -18,8 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vitrine models list
-	$(BIN)/vitrine embed --model test-tiny $(wordlist 1,5,$(wildcard ../shared/data/flipkart-sample/images/*.jpg))
+	$(BIN)/vitrine demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

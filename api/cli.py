@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from api.demo import demo_command
 from api.serve_cli import serve_command, users_app
 from catalog_ingest.cli import (
     bench_ingest,
@@ -26,7 +27,11 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-demo_app = typer.Typer(help="The demo catalog: generated vendor catalogs and customer photos.", no_args_is_help=True)
+demo_app = typer.Typer(
+    help="The demo: with no subcommand, generate and ingest the demo catalog and serve the app on localhost.",
+    invoke_without_command=True,
+)
+demo_app.callback()(demo_command)
 demo_app.command("catalog")(demo_catalog_command)
 demo_app.command("queries")(demo_queries_command)
 
