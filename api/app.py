@@ -22,6 +22,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -254,7 +255,14 @@ def create_app(
             HTTPException: _http_error,
             Exception: _crash,
         },
-        openapi_config=OpenAPIConfig(title="Vitrine", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Vitrine",
+            version="0.1.0",
+            path="/schema",
+            # The HTML viewers load their scripts from a CDN, blank on an offline machine: serve the
+            # document itself at /schema (JSON) and /schema/openapi.yaml.
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
+        ),
         request_max_body_size=settings.max_upload_bytes + 1_000_000,
         after_request=_security_headers,
         on_startup=[_startup],

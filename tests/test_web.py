@@ -660,6 +660,8 @@ def test_json_api_create_read_accept(site) -> None:
     assert {"/api/requests", "/api/requests/{token}", "/api/requests/{token}/offers/{offer_id}/accept"} <= set(
         schema["paths"]
     )
+    # /schema itself is the document, readable offline (no viewer script from a CDN).
+    assert http.get("/schema").json()["paths"] == schema["paths"]
 
 
 def test_error_pages_say_what_happened_and_what_to_do(site, customer) -> None:
