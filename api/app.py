@@ -204,7 +204,14 @@ def create_app(
     if search is None:
         from api.search_service import SearchService
 
-        search = SearchService(settings.workspace, sessions, settings.model, settings.backend)  # type: ignore[arg-type]
+        search = SearchService(
+            settings.workspace,
+            sessions,
+            settings.model,
+            settings.backend,  # type: ignore[arg-type]
+            window_ms=settings.search_window_ms,
+            max_batch=settings.search_max_batch,
+        )
     payments = payments or open_provider(settings.payment_provider)
     outbox = outbox or FileOutbox(settings.outbox_dir)
     secret = settings.secret_key.encode()
@@ -269,3 +276,8 @@ def create_app(
         on_shutdown=[_shutdown],
         debug=False,
     )
+
+
+def create_app_from_env() -> Litestar:
+    """The full app configured from the environment: for `uvicorn --factory` and `vitrine bench serve --app`."""
+    return create_app(Settings.from_env())

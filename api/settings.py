@@ -32,6 +32,8 @@ class Settings:
     authorisation_ttl_hours: int = 7 * 24
     request_ttl_hours: int = 7 * 24  # a queued request nobody took up expires after this
     instant_matches: int = 12
+    search_window_ms: float = 4.0
+    search_max_batch: int = 16
     index_refresh_s: float = 30.0  # how often to look for newly ingested products (0: never)
     secret_key: str = ""
     secure_cookies: bool = False
@@ -58,4 +60,6 @@ class Settings:
             backend=os.environ.get("VITRINE_BACKEND", "onnx"),
             payment_provider=os.environ.get("VITRINE_PAYMENTS", "test"),
             secure_cookies=os.environ.get("VITRINE_SECURE_COOKIES", "") == "1",
+            search_window_ms=float(os.environ.get("VITRINE_SEARCH_WINDOW_MS", "4")),
+            search_max_batch=int(os.environ.get("VITRINE_SEARCH_MAX_BATCH", "16")),
         )
