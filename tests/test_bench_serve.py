@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from api.bench_serve import fill_catalog
@@ -44,7 +45,8 @@ def test_generated_catalog_rows_and_vectors_agree(tiny, tmp_path: Path) -> None:
     assert check_workspace(workspace)["healthy"]
 
 
-def test_bench_serve_runs_server_and_load_and_prints_the_figures(tiny) -> None:
+@pytest.mark.parametrize("factory", ["api.app:create_app_from_env", "api.search_app:create_search_app"])
+def test_bench_serve_runs_server_and_load_and_prints_the_figures(tiny, factory: str) -> None:
     result = runner.invoke(
         app,
         [
@@ -59,6 +61,8 @@ def test_bench_serve_runs_server_and_load_and_prints_the_figures(tiny) -> None:
             "1,4",
             "--requests",
             "24",
+            "--app",
+            factory,
             "--json",
         ],
     )
