@@ -64,7 +64,7 @@ def bench_serve_command(
     max_batch: Annotated[int, typer.Option(help="Largest micro-batch.")] = 16,
     app: Annotated[
         str, typer.Option(help="App factory uvicorn serves (module:callable).")
-    ] = "api.search_app:create_search_app",
+    ] = "api.app:create_app_from_env",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Photo searches per second and latency through the web server, against the embedder's own rate (same run)."""
