@@ -8,9 +8,9 @@ then products to the database, then retire vectors no product uses. Product and
 image ids are deterministic, so a rerun after a crash upserts the same rows; vectors whose product
 never reached the database are tombstoned when the next run starts.
 
-Memory follows the batch, not the catalog: no index is held during the run (only the vendor's
-vectors as float16 codes, for near-duplicates); at the end the store is compacted and the saved
-index rewritten from it, streamed (`publish_index`).
+Memory follows the batch, not the catalog: no index is held during the run (the vendor's vectors,
+for near-duplicates, wait in a scratch inverted file on disk); at the end the store is compacted and
+the saved index rewritten from it, streamed (`publish_index`).
 """
 
 from __future__ import annotations
@@ -138,6 +138,7 @@ def ingest_catalog(
     options = options or IngestOptions()
     began = time.perf_counter()
     opened = open_catalog(catalog)
+    near: VendorVectors | None = None
     try:
         options.mapping.check_headers(opened.headers)
         engine = make_engine(workspace.database_url)
@@ -159,7 +160,11 @@ def ingest_catalog(
             session.add(job)
             session.commit()
             job_id = summary.job_id = job.id
-        near = VendorVectors.load(store, vendor) if options.near_duplicate_threshold < 1 else None
+        near = (
+            VendorVectors.scratch(store, vendor, workspace.home / "tmp")
+            if options.near_duplicate_threshold < 1
+            else None
+        )
         runner = _BatchRunner(vendor, vendor_id, embedder, store, near, sessions, resolver, workspace, options, summary)
         seen = _SeenProducts()
         batch: list = []
@@ -207,7 +212,10 @@ def ingest_catalog(
             runner.wait_for_commit()
         if options.sync:
             summary.removed = runner.remove_absent(seen)
-        runner.near = near = None  # the vendor's codes are not needed while the index is written
+        runner.near = None
+        if near is not None:
+            near.close()
+            near = None
         release_freed_memory()
         publish_index(workspace, model_id, dim)
         fetcher.close()
@@ -223,6 +231,8 @@ def ingest_catalog(
         engine.dispose()
         return summary
     finally:
+        if near is not None:
+            near.close()  # the scratch cells on disk
         opened.close()
 
 
@@ -395,6 +405,7 @@ class _BatchRunner:
     def _commit(self, items: list[_Pending]) -> None:
         write_ids, write_vectors, write_attributes, dead = [], [], [], []
         new_embeddings: list[tuple[_Pending, int, np.ndarray]] = []
+        replaced: list[int] = []  # ids whose earlier vector gives way to a new one
         with self.sessions() as session:
             for item in items:
                 row = item.row
@@ -421,6 +432,8 @@ class _BatchRunner:
                         i.position == pos and i.sha256 == sha for i in item.existing.images
                     ):
                         new_embeddings.append((item, iid, item.vectors[pos]))
+                        if iid in old_ids:
+                            replaced.append(iid)
                 dead.extend(old_ids - new_ids)
                 product = item.existing or Product(id=item.product, vendor_id=self.vendor_id, sku=row.sku)
                 _fill(product, row)
@@ -448,15 +461,16 @@ class _BatchRunner:
             session.commit()
         dead_ids = np.asarray(sorted(dead), np.int64)
         self.store.delete(dead_ids)
-        self._report_near_duplicates(new_embeddings, dead_ids)
+        self._report_near_duplicates(new_embeddings, np.concatenate([dead_ids, np.asarray(replaced, np.int64)]))
 
-    def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]], dead: np.ndarray) -> None:
+    def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]], gone: np.ndarray) -> None:
         """Report a new image whose nearest other product of the same vendor is above the threshold
-        (the vendor's vectors, this batch's included, so pairs within a batch count too)."""
+        (the vendor's vectors, this batch's included, so pairs within a batch count too). `gone`: ids
+        whose earlier vectors no longer count (removed, or replaced by this batch's)."""
         near = self.near
         if near is None:
             return
-        near.remove(dead)
+        near.remove(gone)
         if not embedded:
             return
         queries = np.stack([v for *_, v in embedded])
