@@ -26,6 +26,18 @@ from vision.synthetic_photos import synthetic_photo
 
 BASE_PHOTOS = 32
 
+# The ingest runs as the grandchild of a small launcher. A process's peak-memory accounting starts
+# from the memory of the process it was forked from (Linux carries it over exec), so a child forked
+# straight from this one (an embedder loaded, perhaps a model just exported) would report this
+# process's size whenever that is the larger; forked from the launcher it reports its own.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "status = subprocess.call(sys.argv[2:])\n"
+    "with open(sys.argv[1], 'w') as out:\n"
+    "    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(status)\n"
+)
+
 
 def unique_jpeg(base: bytes, tag: int) -> bytes:
     """Insert a comment segment after the start-of-image marker: new bytes, same pixels."""
@@ -85,17 +97,17 @@ def run_ingest_bench(
             str(directory),
             "--json",
         ]
-        out_path, err_path = folder / "stdout.json", folder / "stderr.txt"
+        out_path, err_path, peak_path = folder / "stdout.json", folder / "stderr.txt", folder / "peak_kb.txt"
         began = time.perf_counter()
         with out_path.open("wb") as out, err_path.open("wb") as errors:
-            child = subprocess.Popen(command, env=env, stdout=out, stderr=errors)
-            _, status, usage = os.wait4(child.pid, 0)  # this child's own accounting, peak RSS included
-            child.returncode = os.waitstatus_to_exitcode(status)
+            status = subprocess.call(
+                [sys.executable, "-c", _LAUNCHER, str(peak_path), *command], env=env, stdout=out, stderr=errors
+            )
         wall = time.perf_counter() - began
-        if os.waitstatus_to_exitcode(status) != 0:
+        if status != 0:
             raise RuntimeError(f"the ingest child failed: {err_path.read_text()[-2000:]}")
         summary = json.loads(out_path.read_text().strip().splitlines()[-1])
-        peak_mb = usage.ru_maxrss / 1024
+        peak_mb = int(peak_path.read_text()) / 1024
     after = _embed_only_rate(embedder, batch)
     embed_only = (before + after) / 2  # the machine's state drifts: bracket the ingest run
     return {
