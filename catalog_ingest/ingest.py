@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -236,6 +236,13 @@ def ingest_catalog(
         opened.close()
 
 
+def _handed_over(photos: deque[bytes | None]) -> Iterator[bytes | None]:
+    """Each photo's bytes leave the queue as they go to the decoder, so they are freed once decoded,
+    not when the whole batch is: memory holds the photos in flight, not the batch's."""
+    while photos:
+        yield photos.popleft()
+
+
 def _load_and_hash(resolver: ImageResolver, ref: str) -> tuple[bytes, str]:
     data = resolver.load(ref)
     return data, hashlib.sha256(data).hexdigest()
@@ -334,8 +341,6 @@ class _BatchRunner:
                     self._image_problem(item, position, str(exc))
             item.loads = []
         self._embed(pending)
-        for item in pending:  # embedded or reused by now: the commit needs only the hashes, not the bytes
-            item.images = [(position, ref, None, sha) for position, ref, _data, sha in item.images]
         self.wait_for_commit()  # batches commit in order, one at a time
         assert self.committer is not None
         self._committing = self.committer.submit(self._commit, [p for p in pending if not p.failed])
@@ -375,7 +380,8 @@ class _BatchRunner:
                     item.vectors[position], item.sizes[position] = vector, (old.width, old.height)
                 else:
                     fresh.append((item, position, data, sha))
-        todo: dict[str, tuple[bytes | None, list[tuple[_Pending, int]]]] = {}
+        todo: dict[str, list[tuple[_Pending, int]]] = {}
+        photos: deque[bytes | None] = deque()
         for item, position, data, sha in fresh:
             if sha in self.vector_cache:
                 item.vectors[position], item.sizes[position] = self.vector_cache[sha]
@@ -383,11 +389,16 @@ class _BatchRunner:
                 continue
             if sha in todo:
                 self.summary.images_reused += 1
-            todo.setdefault(sha, (data, []))[1].append((item, position))
+            else:
+                photos.append(data)
+            todo.setdefault(sha, []).append((item, position))
+        del fresh, kept
+        for item in pending:  # from here on the commit needs only the hashes, not the bytes
+            item.images = [(position, ref, None, sha) for position, ref, _data, sha in item.images]
         shas = list(todo)
-        results = embed_sources(self.embedder, [todo[sha][0] for sha in shas], thumbnail_size=THUMBNAIL_SIZE)
+        results = embed_sources(self.embedder, _handed_over(photos), thumbnail_size=THUMBNAIL_SIZE)
         for sha, result in zip(shas, results, strict=True):
-            users = todo[sha][1]
+            users = todo[sha]
             if result.error is not None:
                 for item, position in users:
                     self._image_problem(item, position, str(result.error))
@@ -448,7 +459,10 @@ class _BatchRunner:
                     )
                     for pos, ref, sha in images
                 ]
-                session.merge(product)
+                if item.existing is None:
+                    session.add(product)  # new: no lookups (merge would select the product and each image)
+                else:
+                    session.merge(product)
                 if item.existing is None:
                     self.summary.accepted += 1
                 else:
