@@ -69,6 +69,27 @@ def _embed_only_rate(embedder: OnnxEmbedder, batch: np.ndarray, rounds: int = 8)
     return rounds * len(batch) / (time.perf_counter() - began)
 
 
+def ingest_in_child(
+    catalog: Path, vendor: str, model: str | Path, home: Path, scratch: Path
+) -> tuple[dict, float, float]:
+    """Run `vitrine ingest --json` in a child process with `VITRINE_HOME=home`: (its summary, its peak
+    resident memory in MB, the wall-clock seconds it took)."""
+    env = {**os.environ, "VITRINE_HOME": str(home)}
+    command = [sys.executable, "-m", "api.cli_main", "ingest", str(catalog), "--vendor", vendor]
+    command += ["--model", str(model), "--json"]
+    out_path, err_path, peak_path = scratch / "stdout.json", scratch / "stderr.txt", scratch / "peak_kb.txt"
+    began = time.perf_counter()
+    with out_path.open("wb") as out, err_path.open("wb") as errors:
+        status = subprocess.call(
+            [sys.executable, "-c", _LAUNCHER, str(peak_path), *command], env=env, stdout=out, stderr=errors
+        )
+    wall = time.perf_counter() - began
+    if status != 0:
+        raise RuntimeError(f"the ingest child failed: {err_path.read_text()[-2000:]}")
+    summary = json.loads(out_path.read_text().strip().splitlines()[-1])
+    return summary, int(peak_path.read_text()) / 1024, wall
+
+
 def run_ingest_bench(
     rows: int, model: str, random_weights: bool, store: ModelStore, log: Callable[[str], None] = print
 ) -> dict:
@@ -84,30 +105,7 @@ def run_ingest_bench(
         catalog = write_catalog(folder / "catalog", rows)
         photo_mb = sum(p.stat().st_size for p in (folder / "catalog" / "photos").iterdir()) / rows / 1e6
         log("ingesting in a child process ...")
-        env = {**os.environ, "VITRINE_HOME": str(folder / "home")}
-        command = [
-            sys.executable,
-            "-m",
-            "api.cli_main",
-            "ingest",
-            str(catalog),
-            "--vendor",
-            "bench",
-            "--model",
-            str(directory),
-            "--json",
-        ]
-        out_path, err_path, peak_path = folder / "stdout.json", folder / "stderr.txt", folder / "peak_kb.txt"
-        began = time.perf_counter()
-        with out_path.open("wb") as out, err_path.open("wb") as errors:
-            status = subprocess.call(
-                [sys.executable, "-c", _LAUNCHER, str(peak_path), *command], env=env, stdout=out, stderr=errors
-            )
-        wall = time.perf_counter() - began
-        if status != 0:
-            raise RuntimeError(f"the ingest child failed: {err_path.read_text()[-2000:]}")
-        summary = json.loads(out_path.read_text().strip().splitlines()[-1])
-        peak_mb = int(peak_path.read_text()) / 1024
+        summary, peak_mb, wall = ingest_in_child(catalog, "bench", directory, folder / "home", folder)
     after = _embed_only_rate(embedder, batch)
     embed_only = (before + after) / 2  # the machine's state drifts: bracket the ingest run
     return {
