@@ -26,6 +26,18 @@ from vision.synthetic_photos import synthetic_photo
 
 BASE_PHOTOS = 32
 
+# The ingest runs as the grandchild of a small launcher. A process's peak-memory accounting starts
+# from the memory of the process it was forked from (Linux carries it over exec), so a child forked
+# straight from this one (an embedder loaded, perhaps a model just exported) would report this
+# process's size whenever that is the larger; forked from the launcher it reports its own.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "status = subprocess.call(sys.argv[2:])\n"
+    "with open(sys.argv[1], 'w') as out:\n"
+    "    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(status)\n"
+)
+
 
 def unique_jpeg(base: bytes, tag: int) -> bytes:
     """Insert a comment segment after the start-of-image marker: new bytes, same pixels."""
@@ -57,6 +69,27 @@ def _embed_only_rate(embedder: OnnxEmbedder, batch: np.ndarray, rounds: int = 8)
     return rounds * len(batch) / (time.perf_counter() - began)
 
 
+def ingest_in_child(
+    catalog: Path, vendor: str, model: str | Path, home: Path, scratch: Path
+) -> tuple[dict, float, float]:
+    """Run `vitrine ingest --json` in a child process with `VITRINE_HOME=home`: (its summary, its peak
+    resident memory in MB, the wall-clock seconds it took)."""
+    env = {**os.environ, "VITRINE_HOME": str(home)}
+    command = [sys.executable, "-m", "api.cli_main", "ingest", str(catalog), "--vendor", vendor]
+    command += ["--model", str(model), "--json"]
+    out_path, err_path, peak_path = scratch / "stdout.json", scratch / "stderr.txt", scratch / "peak_kb.txt"
+    began = time.perf_counter()
+    with out_path.open("wb") as out, err_path.open("wb") as errors:
+        status = subprocess.call(
+            [sys.executable, "-c", _LAUNCHER, str(peak_path), *command], env=env, stdout=out, stderr=errors
+        )
+    wall = time.perf_counter() - began
+    if status != 0:
+        raise RuntimeError(f"the ingest child failed: {err_path.read_text()[-2000:]}")
+    summary = json.loads(out_path.read_text().strip().splitlines()[-1])
+    return summary, int(peak_path.read_text()) / 1024, wall
+
+
 def run_ingest_bench(
     rows: int, model: str, random_weights: bool, store: ModelStore, log: Callable[[str], None] = print
 ) -> dict:
@@ -72,30 +105,7 @@ def run_ingest_bench(
         catalog = write_catalog(folder / "catalog", rows)
         photo_mb = sum(p.stat().st_size for p in (folder / "catalog" / "photos").iterdir()) / rows / 1e6
         log("ingesting in a child process ...")
-        env = {**os.environ, "VITRINE_HOME": str(folder / "home")}
-        command = [
-            sys.executable,
-            "-m",
-            "api.cli_main",
-            "ingest",
-            str(catalog),
-            "--vendor",
-            "bench",
-            "--model",
-            str(directory),
-            "--json",
-        ]
-        out_path, err_path = folder / "stdout.json", folder / "stderr.txt"
-        began = time.perf_counter()
-        with out_path.open("wb") as out, err_path.open("wb") as errors:
-            child = subprocess.Popen(command, env=env, stdout=out, stderr=errors)
-            _, status, usage = os.wait4(child.pid, 0)  # this child's own accounting, peak RSS included
-            child.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - began
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"the ingest child failed: {err_path.read_text()[-2000:]}")
-        summary = json.loads(out_path.read_text().strip().splitlines()[-1])
-        peak_mb = usage.ru_maxrss / 1024
+        summary, peak_mb, wall = ingest_in_child(catalog, "bench", directory, folder / "home", folder)
     after = _embed_only_rate(embedder, batch)
     embed_only = (before + after) / 2  # the machine's state drifts: bracket the ingest run
     return {

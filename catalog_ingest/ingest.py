@@ -8,17 +8,17 @@ then products to the database, then retire vectors no product uses. Product and
 image ids are deterministic, so a rerun after a crash upserts the same rows; vectors whose product
 never reached the database are tombstoned when the next run starts.
 
-Memory follows the batch, not the catalog: no index is held during the run (only the vendor's
-vectors as float16 codes, for near-duplicates); at the end the store is compacted and the saved
-index rewritten from it, streamed (`publish_index`).
+Memory follows the batch, not the catalog: no index is held during the run (the vendor's vectors,
+for near-duplicates, wait in a scratch inverted file on disk); at the end the store is compacted and
+the saved index rewritten from it, streamed (`publish_index`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -138,6 +138,7 @@ def ingest_catalog(
     options = options or IngestOptions()
     began = time.perf_counter()
     opened = open_catalog(catalog)
+    near: VendorVectors | None = None
     try:
         options.mapping.check_headers(opened.headers)
         engine = make_engine(workspace.database_url)
@@ -159,7 +160,11 @@ def ingest_catalog(
             session.add(job)
             session.commit()
             job_id = summary.job_id = job.id
-        near = VendorVectors.load(store, vendor) if options.near_duplicate_threshold < 1 else None
+        near = (
+            VendorVectors.scratch(store, vendor, workspace.home / "tmp")
+            if options.near_duplicate_threshold < 1
+            else None
+        )
         runner = _BatchRunner(vendor, vendor_id, embedder, store, near, sessions, resolver, workspace, options, summary)
         seen = _SeenProducts()
         batch: list = []
@@ -207,7 +212,10 @@ def ingest_catalog(
             runner.wait_for_commit()
         if options.sync:
             summary.removed = runner.remove_absent(seen)
-        runner.near = near = None  # the vendor's codes are not needed while the index is written
+        runner.near = None
+        if near is not None:
+            near.close()
+            near = None
         release_freed_memory()
         publish_index(workspace, model_id, dim)
         fetcher.close()
@@ -223,7 +231,16 @@ def ingest_catalog(
         engine.dispose()
         return summary
     finally:
+        if near is not None:
+            near.close()  # the scratch cells on disk
         opened.close()
+
+
+def _handed_over(photos: deque[bytes | None]) -> Iterator[bytes | None]:
+    """Each photo's bytes leave the queue as they go to the decoder, so they are freed once decoded,
+    not when the whole batch is: memory holds the photos in flight, not the batch's."""
+    while photos:
+        yield photos.popleft()
 
 
 def _load_and_hash(resolver: ImageResolver, ref: str) -> tuple[bytes, str]:
@@ -324,8 +341,6 @@ class _BatchRunner:
                     self._image_problem(item, position, str(exc))
             item.loads = []
         self._embed(pending)
-        for item in pending:  # embedded or reused by now: the commit needs only the hashes, not the bytes
-            item.images = [(position, ref, None, sha) for position, ref, _data, sha in item.images]
         self.wait_for_commit()  # batches commit in order, one at a time
         assert self.committer is not None
         self._committing = self.committer.submit(self._commit, [p for p in pending if not p.failed])
@@ -365,7 +380,8 @@ class _BatchRunner:
                     item.vectors[position], item.sizes[position] = vector, (old.width, old.height)
                 else:
                     fresh.append((item, position, data, sha))
-        todo: dict[str, tuple[bytes | None, list[tuple[_Pending, int]]]] = {}
+        todo: dict[str, list[tuple[_Pending, int]]] = {}
+        photos: deque[bytes | None] = deque()
         for item, position, data, sha in fresh:
             if sha in self.vector_cache:
                 item.vectors[position], item.sizes[position] = self.vector_cache[sha]
@@ -373,11 +389,16 @@ class _BatchRunner:
                 continue
             if sha in todo:
                 self.summary.images_reused += 1
-            todo.setdefault(sha, (data, []))[1].append((item, position))
+            else:
+                photos.append(data)
+            todo.setdefault(sha, []).append((item, position))
+        del fresh, kept
+        for item in pending:  # from here on the commit needs only the hashes, not the bytes
+            item.images = [(position, ref, None, sha) for position, ref, _data, sha in item.images]
         shas = list(todo)
-        results = embed_sources(self.embedder, [todo[sha][0] for sha in shas], thumbnail_size=THUMBNAIL_SIZE)
+        results = embed_sources(self.embedder, _handed_over(photos), thumbnail_size=THUMBNAIL_SIZE)
         for sha, result in zip(shas, results, strict=True):
-            users = todo[sha][1]
+            users = todo[sha]
             if result.error is not None:
                 for item, position in users:
                     self._image_problem(item, position, str(result.error))
@@ -395,6 +416,7 @@ class _BatchRunner:
     def _commit(self, items: list[_Pending]) -> None:
         write_ids, write_vectors, write_attributes, dead = [], [], [], []
         new_embeddings: list[tuple[_Pending, int, np.ndarray]] = []
+        replaced: list[int] = []  # ids whose earlier vector gives way to a new one
         with self.sessions() as session:
             for item in items:
                 row = item.row
@@ -421,6 +443,8 @@ class _BatchRunner:
                         i.position == pos and i.sha256 == sha for i in item.existing.images
                     ):
                         new_embeddings.append((item, iid, item.vectors[pos]))
+                        if iid in old_ids:
+                            replaced.append(iid)
                 dead.extend(old_ids - new_ids)
                 product = item.existing or Product(id=item.product, vendor_id=self.vendor_id, sku=row.sku)
                 _fill(product, row)
@@ -435,7 +459,10 @@ class _BatchRunner:
                     )
                     for pos, ref, sha in images
                 ]
-                session.merge(product)
+                if item.existing is None:
+                    session.add(product)  # new: no lookups (merge would select the product and each image)
+                else:
+                    session.merge(product)
                 if item.existing is None:
                     self.summary.accepted += 1
                 else:
@@ -448,15 +475,16 @@ class _BatchRunner:
             session.commit()
         dead_ids = np.asarray(sorted(dead), np.int64)
         self.store.delete(dead_ids)
-        self._report_near_duplicates(new_embeddings, dead_ids)
+        self._report_near_duplicates(new_embeddings, np.concatenate([dead_ids, np.asarray(replaced, np.int64)]))
 
-    def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]], dead: np.ndarray) -> None:
+    def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]], gone: np.ndarray) -> None:
         """Report a new image whose nearest other product of the same vendor is above the threshold
-        (the vendor's vectors, this batch's included, so pairs within a batch count too)."""
+        (the vendor's vectors, this batch's included, so pairs within a batch count too). `gone`: ids
+        whose earlier vectors no longer count (removed, or replaced by this batch's)."""
         near = self.near
         if near is None:
             return
-        near.remove(dead)
+        near.remove(gone)
         if not embedded:
             return
         queries = np.stack([v for *_, v in embedded])

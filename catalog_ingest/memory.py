@@ -7,8 +7,9 @@ a long run (measured: live allocations flat at ~63 MB while free-but-held memory
 100 MB over 50,000 rows). Two remedies, glibc only (elsewhere they do nothing):
 
 - `tune_allocator_for_batches()`, for a process that only ingests (the `vitrine ingest` command):
-  blocks of 256 KB and more (image bytes, pixels, thumbnails) get mappings of their own, returned
-  on free, and threads share two arenas; measured over 50,000 rows: peak 298 MB instead of 331 MB.
+  blocks of 128 KB and more (image bytes, pixels) get mappings of their own, returned on free, and
+  threads share two arenas; measured over 50,000 rows (threshold 256 KB then): peak 298 MB instead
+  of 331 MB. At 256 KB the bytes of a typical ~200 KB photo still came from the arenas.
 - `release_freed_memory()` after each batch: free pages inside the arenas go back.
 """
 
@@ -33,7 +34,7 @@ def _libc() -> ctypes.CDLL | None:
 
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-MMAP_THRESHOLD = 256 * 1024
+MMAP_THRESHOLD = 128 * 1024  # below the size of most product photos' bytes
 ARENA_MAX = 2
 
 

@@ -1,76 +1,187 @@
-"""One vendor's image vectors during an ingest, compact, to report near-duplicate products.
+"""One vendor's image vectors during an ingest, on disk, to report near-duplicate products.
 
-The ingest no longer holds the catalog's index in memory (it writes the vector store and rebuilds
-the saved index at the end), so near-duplicates are looked for here: only this vendor's vectors
-(near-duplicates are reported within a vendor), as float16 codes (FAISS scalar quantiser: half
-the bytes of float32, cosines good to about 1e-3, plenty for a 0.97 threshold), searched exactly.
-Memory is 2·dim bytes plus 9 bytes of bookkeeping per vendor image.
+The ingest holds no index of the catalog (it writes the vector store and rebuilds the saved index
+at the end), and holding even this vendor's vectors in memory would make an ingest's memory grow
+with the catalog. So the vendor's vectors live in a scratch inverted file on disk: cells of at most
+`LIST_MAX` vectors (float16, cosines good to about 1e-3, plenty for a 0.97 threshold), each a pair
+of plain files read with ordinary reads (no memory map, so nothing read counts in resident memory);
+in memory only a centroid per cell. A cell that outgrows `LIST_MAX` is split in two (2-means), so
+the cells follow the data as it arrives, with no training pass and no catalog size known up front.
+
+A query compares against the `PROBES` cells with the nearest centroids: at most
+`PROBES * LIST_MAX` vectors whatever the catalog's size, instead of every vector of the vendor. A
+near-duplicate (cosine ≥ 0.97, about 14°) sits next to its query and shares one of its nearest
+cells; an identical photo always lands in the same cell.
+
+Rows are never rewritten in place to remove them: `remove` records, for each id, the serial number
+up to which its rows are hidden, so memory for removals follows the images replaced or removed in
+this run, not the catalog.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import shutil
+from pathlib import Path
+
 import faiss
 import numpy as np
 
-from index.columns import GrowableArray
 from index.vector_store import VectorStore
+
+LIST_MAX = 1024
+PROBES = 8
+_ENTRY = np.dtype([("id", "<i8"), ("serial", "<i8")])
+_scratch_numbers = itertools.count()
 
 
 class VendorVectors:
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, directory: Path, list_max: int = LIST_MAX, probes: int = PROBES) -> None:
         self.dim = dim
-        self._codes = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-        self._ids = GrowableArray(np.int64)
-        self._alive = GrowableArray(np.bool_)
-        self._dead = 0
-        # Rows loaded from the store, by id: the only rows an update or removal in this run can replace
-        # (a run sees each product once).
-        self._loaded_ids = np.empty(0, np.int64)
-        self._loaded_rows = np.empty(0, np.int64)
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.list_max = list_max
+        self.probes = probes
+        self._centroids = np.empty((0, dim), np.float32)
+        self._sizes: list[int] = []
+        self._split_at: list[int] = []  # a cell of identical vectors cannot split: retry when it has doubled
+        self._serial = 0
+        self._hidden: dict[int, int] = {}  # id → serial below which its rows no longer count
 
     @classmethod
-    def load(cls, store: VectorStore, vendor: str) -> VendorVectors:
+    def load(cls, store: VectorStore, vendor: str, directory: Path, **options: int) -> VendorVectors:
         """This vendor's current vectors, read from the store a row group at a time."""
-        found = cls(store.dim)
+        found = cls(store.dim, directory, **options)
         for batch in store.scan():
             mine = np.fromiter((a.vendor == vendor for a in batch.attributes), bool, len(batch.ids))
             if mine.any():
                 found.add(batch.ids[mine], batch.vectors[mine])
-        order = np.argsort(found._ids.view, kind="stable")
-        found._loaded_ids, found._loaded_rows = found._ids.view[order].copy(), order.astype(np.int64)
         return found
 
+    @classmethod
+    def scratch(cls, store: VectorStore, vendor: str, parent: Path, **options: int) -> VendorVectors:
+        """`load` into a fresh folder under `parent` (removed by `close`)."""
+        directory = Path(parent) / f"near-{os.getpid()}-{next(_scratch_numbers)}"
+        shutil.rmtree(directory, ignore_errors=True)
+        return cls.load(store, vendor, directory, **options)
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
     def __len__(self) -> int:
-        return len(self._ids) - self._dead
+        """Live rows (reads every cell: for checks, not for the ingest's hot path)."""
+        return sum(int(self._visible(self._read(cell)[0]).sum()) for cell in range(self.cells))
+
+    @property
+    def cells(self) -> int:
+        return len(self._sizes)
+
+    # ---- writing -------------------------------------------------------------------------------------
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """New vectors of this run; an id loaded from the store is replaced (its old row dies)."""
-        self.remove(ids)
-        self._ids.extend(np.asarray(ids, np.int64))
-        self._alive.extend(np.ones(len(ids), dtype=bool))
-        self._codes.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        """Rows for these ids (unit vectors); rows added earlier for the same ids stay unless removed."""
+        ids = np.asarray(ids, np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        if not len(ids):
+            return
+        entries = np.empty(len(ids), _ENTRY)
+        entries["id"] = ids
+        entries["serial"] = np.arange(self._serial, self._serial + len(ids))
+        self._serial += len(ids)
+        if not self._sizes:
+            self._new_cell(vectors[0])
+        cell_of = np.argmax(vectors @ self._centroids.T, axis=1)
+        for cell in np.unique(cell_of):
+            mine = cell_of == cell
+            self._append(int(cell), entries[mine], vectors[mine])
+        for cell in np.unique(cell_of):
+            if self._sizes[cell] > max(self.list_max, self._split_at[cell]):
+                self._split(int(cell))
 
     def remove(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, np.int64)
-        if not len(ids) or not len(self._loaded_ids):
-            return
-        where = np.searchsorted(self._loaded_ids, ids).clip(0, len(self._loaded_ids) - 1)
-        rows = self._loaded_rows[where[self._loaded_ids[where] == ids]]
-        rows = rows[self._alive.view[rows]]
-        self._alive.view[rows] = False
-        self._dead += len(rows)
+        """Hide every row added so far for these ids (an image replaced or removed in this run)."""
+        for i in np.asarray(ids, np.int64).tolist():
+            self._hidden[i] = self._serial
+
+    # ---- searching -----------------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """Per query, up to k (id, cosine) best first, among live rows."""
-        if len(self) == 0:
+        """Per query, up to k (id, cosine) best first, among live rows of the cells nearest to it."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        found: list[list[tuple[float, int]]] = [[] for _ in range(len(queries))]
+        if not self._sizes or not len(queries):
             return [[] for _ in range(len(queries))]
-        params = None
-        if self._dead:
-            bitmap = np.packbits(self._alive.view, bitorder="little")
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(self._ids), faiss.swig_ptr(bitmap)))
-        scores, rows = self._codes.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
-        ids = self._ids.view
-        return [
-            [(int(ids[r]), float(s)) for s, r in zip(scores[q], rows[q], strict=True) if r >= 0]
-            for q in range(len(queries))
-        ]
+        probes = min(self.probes, self.cells)
+        near_cells = np.argsort(-(queries @ self._centroids.T), axis=1)[:, :probes]
+        for cell in np.unique(near_cells):
+            asking = np.flatnonzero((near_cells == cell).any(axis=1))
+            entries, vectors = self._read(int(cell))
+            keep = self._visible(entries)
+            if not keep.all():
+                entries, vectors = entries[keep], vectors[keep]
+            if not len(entries):
+                continue
+            scores = queries[asking] @ vectors.T
+            top = min(k, len(entries))
+            best = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+            for at, (q, rows) in enumerate(zip(asking.tolist(), best, strict=True)):
+                found[q].extend(zip(scores[at, rows].tolist(), entries["id"][rows].tolist(), strict=True))
+        return [[(i, s) for s, i in sorted(hits, reverse=True)[:k]] for hits in found]
+
+    # ---- the cells on disk ---------------------------------------------------------------------------
+
+    def _paths(self, cell: int) -> tuple[Path, Path]:
+        return self.directory / f"{cell:06d}.ids", self.directory / f"{cell:06d}.f16"
+
+    def _new_cell(self, centroid: np.ndarray) -> int:
+        self._centroids = np.vstack([self._centroids, centroid.reshape(1, self.dim).astype(np.float32)])
+        self._sizes.append(0)
+        self._split_at.append(0)
+        for path in self._paths(len(self._sizes) - 1):
+            path.write_bytes(b"")
+        return len(self._sizes) - 1
+
+    def _append(self, cell: int, entries: np.ndarray, vectors: np.ndarray) -> None:
+        ids_path, vectors_path = self._paths(cell)
+        with ids_path.open("ab") as handle:
+            handle.write(entries.tobytes())
+        with vectors_path.open("ab") as handle:
+            handle.write(vectors.astype(np.float16).tobytes())
+        self._sizes[cell] += len(entries)
+
+    def _read(self, cell: int) -> tuple[np.ndarray, np.ndarray]:
+        ids_path, vectors_path = self._paths(cell)
+        entries = np.fromfile(ids_path, _ENTRY)
+        vectors = np.fromfile(vectors_path, np.float16).reshape(len(entries), self.dim).astype(np.float32)
+        return entries, vectors
+
+    def _write(self, cell: int, entries: np.ndarray, vectors: np.ndarray) -> None:
+        for path, data in zip(self._paths(cell), (entries, vectors.astype(np.float16)), strict=True):
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_bytes(data.tobytes())
+            os.replace(temporary, path)
+        self._sizes[cell] = len(entries)
+
+    def _visible(self, entries: np.ndarray) -> np.ndarray:
+        if not self._hidden:
+            return np.ones(len(entries), bool)
+        below = np.fromiter((self._hidden.get(i, -1) for i in entries["id"].tolist()), np.int64, len(entries))
+        return entries["serial"] >= below
+
+    def _split(self, cell: int) -> None:
+        """Two cells from one by 2-means on its vectors; rows hidden by now are dropped on the way."""
+        entries, vectors = self._read(cell)
+        keep = self._visible(entries)
+        entries, vectors = entries[keep], vectors[keep]
+        if len(entries) > self.list_max:
+            kmeans = faiss.Kmeans(self.dim, 2, niter=8, spherical=True, seed=len(self._sizes))
+            kmeans.train(vectors)
+            side = np.argmax(vectors @ kmeans.centroids.T, axis=1).astype(bool)
+            if side.any() and not side.all():
+                self._centroids[cell] = kmeans.centroids[0]
+                other = self._new_cell(kmeans.centroids[1])
+                self._write(other, entries[side], vectors[side])
+                entries, vectors = entries[~side], vectors[~side]
+        self._write(cell, entries, vectors)
+        self._split_at[cell] = 2 * self._sizes[cell] if self._sizes[cell] > self.list_max else 0

@@ -33,6 +33,7 @@ CATALOG_SUFFIXES = {
 }
 MAX_JSONL_LINE = 8 * 2**20
 BATCH_ROWS = 512
+PYTHON_ROWS = 1024  # rows of a parsed block turned into Python values at a time
 
 
 @dataclass
@@ -153,17 +154,21 @@ def _csv_records(opener, headers: list[str], delimiter: str) -> Iterator[RawReco
             ),
         )
         number = 0
-        for batch in _batches(reader):
+        for block in _batches(reader):
             yield from skipped
             skipped.clear()
-            columns = {name: batch.column(i).to_pylist() for i, name in enumerate(batch.schema.names)}
-            for i in range(batch.num_rows):
-                number += 1
-                try:
-                    values = {name: (col[i] or b"").decode("utf-8") for name, col in columns.items()}
-                    yield RawRecord(number, values)
-                except UnicodeDecodeError:
-                    yield RawRecord(number, problem="the record is not valid UTF-8 text")
+            # A block (1 MB of text) is tens of thousands of short rows: turned into Python objects a
+            # slice at a time, so memory does not depend on how many rows fill a block.
+            for start in range(0, block.num_rows, PYTHON_ROWS):
+                batch = block.slice(start, PYTHON_ROWS)
+                columns = {name: batch.column(i).to_pylist() for i, name in enumerate(batch.schema.names)}
+                for i in range(batch.num_rows):
+                    number += 1
+                    try:
+                        values = {name: (col[i] or b"").decode("utf-8") for name, col in columns.items()}
+                        yield RawRecord(number, values)
+                    except UnicodeDecodeError:
+                        yield RawRecord(number, problem="the record is not valid UTF-8 text")
         yield from skipped
 
 

@@ -163,7 +163,8 @@ class VectorStore:
 
         A merged file that spans `segment` is replayed whole (it holds the latest row of each id);
         see `replayable_since`."""
-        for part in self._open_files([s for s in self.segment_ranges() if s.last > segment]):
+        for opened in self._open_files([s for s in self.segment_ranges() if s.last > segment]):
+            part = opened.parquet()
             for group in range(part.num_row_groups):
                 table = part.read_row_group(group)
                 yield _to_batch(table, self.dim), table.column("deleted").to_numpy(zero_copy_only=False)
@@ -194,7 +195,7 @@ class VectorStore:
             mine = np.flatnonzero(hit & (latest.file[where] == file))
             rows = latest.row[where[mine]]
             order = np.argsort(rows, kind="stable")
-            part = self._open_files_by_name([names[file]])[0]
+            part = self._open_files_by_name([names[file]])[0].parquet()
             table = _read_rows(part, rows[order], ["vector"])
             out[mine[order]] = _vectors_of(table, self.dim)
             found[mine] = True
@@ -202,10 +203,10 @@ class VectorStore:
 
     def scan(self, batch_rows: int = 65536) -> Iterator[VectorBatch]:
         """The current rows (latest per id, tombstoned ids left out), file by file, a row group at a time."""
-        for part, winners in self._winners():
+        for opened, winners in self._winners():
             if not len(winners):
                 continue
-            for table in _iter_rows(part, winners):
+            for table in _iter_rows(opened.parquet(), winners):
                 for start in range(0, table.num_rows, batch_rows):
                     yield _to_batch(table.slice(start, batch_rows), self.dim)
 
@@ -217,10 +218,10 @@ class VectorStore:
             return np.empty((0, self.dim), np.float32)
         picks = np.sort(np.random.default_rng(seed).choice(total, size=min(size, total), replace=False))
         out, offset = [], 0
-        for part, rows in winners:
+        for opened, rows in winners:
             mine = picks[(picks >= offset) & (picks < offset + len(rows))] - offset
             if len(mine):
-                out.append(_vectors_of(_read_rows(part, rows[mine], ["vector"]), self.dim))
+                out.append(_vectors_of(_read_rows(opened.parquet(), rows[mine], ["vector"]), self.dim))
             offset += len(rows)
         return np.concatenate(out)
 
@@ -258,8 +259,8 @@ class VectorStore:
         keep = self._merge_winners(chosen, keep_tombstones=mode != "full")
         writer = None
         try:
-            for part, rows in zip(self._open_files(chosen), keep, strict=True):
-                for table in _iter_rows(part, rows):
+            for opened, rows in zip(self._open_files(chosen), keep, strict=True):
+                for table in _iter_rows(opened.parquet(), rows):
                     if writer is None:
                         writer = pq.ParquetWriter(temporary, table.schema)
                     writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
@@ -322,20 +323,20 @@ class VectorStore:
         self._latest = (names, _Latest(ids[chosen], file[chosen], row[chosen], deleted[chosen]))
         return self._latest
 
-    def _winners(self) -> list[tuple[pq.ParquetFile, np.ndarray]]:
+    def _winners(self) -> list[tuple[_OpenedFile, np.ndarray]]:
         """Per file in charge (opened), the sorted rows that hold the latest live version of their id."""
         names, latest = self._latest_rows()
         live = ~latest.deleted
         files = self._open_files_by_name(list(names))
         return [(part, np.sort(latest.row[live & (latest.file == n)])) for n, part in enumerate(files)]
 
-    def _open_files(self, segments: list[Segment]) -> list[pq.ParquetFile]:
+    def _open_files(self, segments: list[Segment]) -> list[_OpenedFile]:
         return self._open_files_by_name([s.path.name for s in segments])
 
-    def _open_files_by_name(self, names: list[str]) -> list[pq.ParquetFile]:
+    def _open_files_by_name(self, names: list[str]) -> list[_OpenedFile]:
         """Open every file up front: a compaction deleting them meanwhile cannot pull them away."""
         try:
-            return [pq.ParquetFile(self.directory / name) for name in names]
+            return [_OpenedFile(pa.OSFile(str(self.directory / name))) for name in names]
         except FileNotFoundError:
             raise IndexNotFound(
                 f"The vector store in {self.directory} changed while it was read (compacted); try again."
@@ -355,6 +356,18 @@ class VectorStore:
         os.replace(temporary, final)
         fsync_path(self.directory)
         self._flags[final.name] = (ids.copy(), np.full(len(ids), deleted))
+
+
+class _OpenedFile:
+    """An open store file, its Parquet footer read only when used: a parsed footer is about 50 KB, and
+    a store written 128 rows a batch has a file per batch, so holding them all parsed at once (a
+    compaction, a scan) would take memory in proportion to the catalog. An open handle is a few bytes."""
+
+    def __init__(self, handle: pa.NativeFile) -> None:
+        self.handle = handle
+
+    def parquet(self) -> pq.ParquetFile:
+        return pq.ParquetFile(self.handle)
 
 
 def _latest_per_file(ids: list[np.ndarray], deleted: list[np.ndarray], keep_tombstones: bool) -> list[np.ndarray]:

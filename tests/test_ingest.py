@@ -353,14 +353,41 @@ def test_seen_products_and_vendor_vectors_bookkeeping():
     vectors = rng.standard_normal((6, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     store.append(np.arange(6), vectors, [ItemAttributes(vendor="a" if i < 4 else "b") for i in range(6)])
-    near = VendorVectors.load(store, "a")
+    near = VendorVectors.scratch(store, "a", Path(os.environ["VITRINE_HOME"]) / "tmp")
     assert (
         len(near) == 4
         and near.search(vectors[4:5], 8)[0]
         and all(hit[0] < 4 for hit in near.search(vectors[4:5], 8)[0])
     )  # vendor b's rows are not loaded
     assert near.search(vectors[1:2], 1)[0][0] == (1, pytest.approx(1.0, abs=1e-3))
-    near.add(np.asarray([1]), vectors[5:6])  # product image 1 replaced: its old vector no longer matches
-    near.remove(np.asarray([2]))
+    near.remove(np.asarray([1, 2]))  # product image 1 replaced: its old vector no longer matches; 2 removed
+    near.add(np.asarray([1]), vectors[5:6])
     hits = dict(near.search(vectors[1:2], 8)[0])
     assert 2 not in hits and hits.get(1, 0) < 0.999 and len(near) == 3
+    assert dict(near.search(vectors[5:6], 8)[0])[1] == pytest.approx(1.0, abs=1e-3)  # the new row counts
+    near.close()
+    assert not near.directory.exists()
+
+
+def test_vendor_vectors_split_cells_and_stay_exact_for_near_duplicates(tmp_path: Path):
+    """Many vectors: cells split as they fill, and each query still finds its near-duplicate (cosine
+    ≈ 0.99) among the few cells it reads, as an exhaustive search of every vector would."""
+    from catalog_ingest.near_duplicates import VendorVectors
+
+    rng = np.random.default_rng(5)
+    dim, count = 32, 6000
+    centres = rng.standard_normal((40, dim)).astype(np.float32)  # clustered, like real embeddings
+    vectors = centres[rng.integers(0, 40, count)] + 0.6 * rng.standard_normal((count, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    near = VendorVectors(dim, tmp_path / "near", list_max=256, probes=8)
+    for start in range(0, count, 500):
+        near.add(np.arange(start, start + 500), vectors[start : start + 500])
+    assert near.cells >= count // 256 and len(near) == count
+    queries = vectors[:200] + 0.15 * rng.standard_normal((200, dim)).astype(np.float32) / np.sqrt(dim)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    exhaustive = np.argmax(queries @ vectors.T, axis=1)
+    assert (np.diag(queries @ vectors[:200].T) > 0.97).all()
+    found = [hits[0][0] for hits in near.search(queries, 3)]
+    assert np.mean(np.asarray(found) == exhaustive) >= 0.98  # synthetic, spread out: harder than photos
+    sizes = [len(np.fromfile(near._paths(c)[0], np.uint8)) // 16 for c in range(near.cells)]
+    assert max(sizes) <= 2 * 256  # a query reads a bounded number of vectors, whatever the count

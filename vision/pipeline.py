@@ -54,7 +54,9 @@ def _decode_for_embedding(
     thumbnail = None
     if thumbnail_size:
         small = image.copy()
-        small.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BICUBIC)
+        # reducing_gap=1: a box reduction by whole factors first, then bicubic over the remainder, at
+        # half the cost of bicubic all the way (the thumbnail is a preview, not what is embedded).
+        small.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BICUBIC, reducing_gap=1.0)
         out = io.BytesIO()
         small.save(out, format="JPEG", quality=85)
         thumbnail = out.getvalue()
