@@ -19,6 +19,7 @@ from vision.train_demo import (  # noqa: E402
     ARCHITECTURE,
     CHECKPOINT_FILE,
     TrainSettings,
+    _batch_products,
     _clip_loss,
     _multi_positive_loss,
     caption,
@@ -83,6 +84,22 @@ def test_multi_positive_loss_pulls_a_caption_between_all_the_images_it_fits() ->
     assert _multi_positive_loss(images, on_first, one_hot, scale) < _multi_positive_loss(
         images, between, one_hot, scale
     )
+
+
+def test_batches_hold_a_few_kinds_drawn_by_weight() -> None:
+    specs = product_specs(1001, 700)
+    kinds = sorted({s.type for s in specs})
+    by_type = [np.flatnonzero([s.type == kind for s in specs]) for kind in kinds]
+    settings = TrainSettings(batch=48, types_per_batch=3)
+    rng = np.random.default_rng(0)
+    weights = np.ones(len(kinds))
+    weights[3:] = 1e-9  # all but the first three kinds are (nearly) never drawn
+    for _ in range(20):
+        chosen = _batch_products(by_type, settings, rng, weights)
+        assert len(set(chosen.tolist())) == 48
+        assert {specs[i].type for i in chosen} == set(kinds[:3])
+    uniform = {specs[i].type for _ in range(20) for i in _batch_products(by_type, settings, rng, np.ones(len(kinds)))}
+    assert len(uniform) > 3
 
 
 def test_a_few_training_steps_write_a_checkpoint_that_open_clip_loads(tmp_path: Path) -> None:

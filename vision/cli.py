@@ -228,8 +228,10 @@ def bench_decode(
 def models_train_demo(
     out: Annotated[Path, typer.Option(help="Folder for the checkpoint and training.json.")] = Path("models/demo"),
     products: Annotated[int, typer.Option(help="Generated training products.")] = 3000,
-    photos_per_product: Annotated[int, typer.Option(help="Customer photos rendered per training product.")] = 4,
-    steps: Annotated[int, typer.Option(help="Most training steps.")] = 900,
+    photos_per_product: Annotated[int, typer.Option(help="Customer photos rendered per training product.")] = 8,
+    steps: Annotated[
+        int, typer.Option(help="Most training steps (the time budget usually ends the run first).")
+    ] = 6000,
     time_budget: Annotated[
         float, typer.Option(help="Most seconds for the whole run, rendering included (the default fits 20 minutes).")
     ] = 1140.0,

@@ -32,9 +32,10 @@ def render_layer(spec: ProductSpec, size: int = SHOT_SIZE) -> Image.Image:
     return painter.finish(size)
 
 
-def render_shot(spec: ProductSpec, size: int = SHOT_SIZE) -> Image.Image:
-    """A clean catalog photo: the product on a light studio background."""
-    layer = render_layer(spec, size)
+def render_shot(spec: ProductSpec, size: int = SHOT_SIZE, layer: Image.Image | None = None) -> Image.Image:
+    """A clean catalog photo: the product on a light studio background. `layer` reuses a rendered product
+    (the layer is most of the cost; the customer-photo simulator starts from the same one)."""
+    layer = layer if layer is not None else render_layer(spec, size)
     background = _studio_background(size)
     background.alpha_composite(layer)
     return background.convert("RGB")

@@ -6,7 +6,9 @@ the demo generator: a customer photo must land near the clean catalog shot of th
 (text → product search). Each step takes a batch of distinct products and sums contrastive (CLIP)
 losses: photo↔shot (one right answer each), shot↔caption and photo↔caption (a caption such as
 "red mug" has as many right answers as the batch has red mugs: every fitting product is a positive),
-and a kind loss that sets every image against a name of each of the fourteen kinds.
+and a kind loss that sets every image against a name of each of the fourteen kinds. Each batch holds
+a few kinds only (the hard negatives of photo search are products of the same kind); kinds whose
+photos are still hard to match (a running mean of their photo↔shot loss) are drawn more often.
 
 The products and customer photos come from seeds reserved for training (`TRAIN_CATALOG_SEED`,
 `TRAIN_PHOTO_SEEDS`); the standard evaluation uses other catalog and photo seeds, checked here.
@@ -62,10 +64,10 @@ TRAIN_PHOTO_SEEDS = tuple(range(5000, 5016))
 @dataclass
 class TrainSettings:
     products: int = 3000
-    photos_per_product: int = 4
+    photos_per_product: int = 8  # a photo costs a fifth of the product's drawing: cheap variety
     batch: int = 96
     types_per_batch: int = 3
-    steps: int = 900
+    steps: int = 6000  # the time budget usually ends the run first
     time_budget_s: float = 1140.0  # the whole run, rendering included: the demo model trains in under 20 minutes
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -77,6 +79,7 @@ class TrainSettings:
     text_loss_weight: float = 0.5
     kind_loss_weight: float = 1.0
     augment: bool = True  # random zoom, shift, tilt and light on the customer photos at every step
+    focus_hard_kinds: bool = True  # draw each kind in proportion to its running photo↔shot loss
     init: str | None = None  # a checkpoint to continue from, instead of random weights
     precision: str = "auto"  # "bf16" (autocast), "fp32", or "auto": bf16 where the CPU computes it natively
 
@@ -94,6 +97,7 @@ class TrainReport:
     images_seen: int = 0
     final_loss: float = 0.0
     precision: str = ""
+    kind_difficulty: dict[str, float] = field(default_factory=dict)
     losses: list[tuple[int, float]] = field(default_factory=list)
     load_average: list[float] = field(default_factory=list)
     machine: str = ""
@@ -123,7 +127,7 @@ def _render_product(job: tuple[int, int, PreprocessConfig]) -> tuple[np.ndarray,
     index, photos, config = job
     spec = product_spec(TRAIN_CATALOG_SEED, index)
     layer = render_layer(spec)
-    shot = np.asarray(resize_and_crop(_to_jpeg_and_back(render_shot(spec)), config))
+    shot = np.asarray(resize_and_crop(_to_jpeg_and_back(render_shot(spec, layer=layer)), config))
     sims = [
         np.asarray(resize_and_crop(_to_jpeg_and_back(customer_photo(spec, seed, layer=layer)), config))
         for seed in TRAIN_PHOTO_SEEDS[:photos]
@@ -245,19 +249,29 @@ def kind_prompt(kind: ProductType, rng: np.random.Generator) -> str:
     return forms[int(rng.integers(0, len(forms)))]
 
 
-def _batch_products(by_type: list[np.ndarray], settings: TrainSettings, rng: np.random.Generator) -> np.ndarray:
+def _batch_products(
+    by_type: list[np.ndarray], settings: TrainSettings, rng: np.random.Generator, weights: np.ndarray
+) -> np.ndarray:
     """Distinct products from a few types only: within a type, products differ by colour, material, pattern and
     detail alone, so each batch is full of the hard negatives that photo search must tell apart, while the
-    other types keep text search's kind-of-product contrast."""
-    kinds = rng.choice(len(by_type), size=min(settings.types_per_batch, len(by_type)), replace=False)
+    other types keep text search's kind-of-product contrast. Types are drawn in proportion to `weights`."""
+    size = min(settings.types_per_batch, len(by_type))
+    kinds = rng.choice(len(by_type), size=size, replace=False, p=weights / weights.sum())
     pool = np.concatenate([by_type[k] for k in kinds])
     return rng.choice(pool, size=min(settings.batch, len(pool)), replace=False)
 
 
 def _clip_loss(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return _clip_loss_each(a, b, scale).mean()
+
+
+def _clip_loss_each(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The symmetric contrastive loss of each pair (a[i], b[i]) against the rest of the batch."""
     logits = scale * a @ b.T
     labels = torch.arange(len(a))
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    by_a = F.cross_entropy(logits, labels, reduction="none")
+    by_b = F.cross_entropy(logits.T, labels, reduction="none")
+    return (by_a + by_b) / 2
 
 
 def _multi_positive_loss(
@@ -351,6 +365,10 @@ def train_demo(
     kinds = sorted({s.type for s in specs})
     by_type = [np.flatnonzero([spec.type == kind for spec in specs]) for kind in kinds]
     kind_of = np.asarray([kinds.index(spec.type) for spec in specs])
+    # A running mean of each kind's photo↔shot loss: hard kinds (thin jewellery, say) are drawn more often.
+    # It starts at an untrained model's loss, so a kind not drawn yet is not starved.
+    ones = np.ones(len(kinds))
+    kind_difficulty = ones * math.log(settings.batch)
     use_bf16 = settings.precision == "bf16" or (settings.precision == "auto" and bf16_is_fast())
     report.precision = "bf16 autocast" if use_bf16 else "fp32"
     model = model.to(memory_format=torch.channels_last)  # oneDNN's fast layout for the convolutions
@@ -366,7 +384,7 @@ def train_demo(
         lr = settings.lr * min(1.0, (step + 1) / settings.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
         for group in optimiser.param_groups:
             group["lr"] = lr
-        chosen = _batch_products(by_type, settings, rng)
+        chosen = _batch_products(by_type, settings, rng, kind_difficulty if settings.focus_hard_kinds else ones)
         which = rng.integers(0, photos.shape[1], size=len(chosen))
         batch_photos = photos[chosen, which]  # a copy: flipping it leaves the pool alone
         flip = rng.random(len(chosen)) < 0.5
@@ -388,7 +406,12 @@ def train_demo(
         text_features, prompt_features = text_features[: len(chosen)], text_features[len(chosen) :]
         photo_f, shot_f = image_features[: len(chosen)], image_features[len(chosen) :]
         scale = model.logit_scale.exp().clamp(max=100)
-        loss = settings.image_loss_weight * _clip_loss(photo_f, shot_f, scale) + settings.text_loss_weight * (
+        photo_losses = _clip_loss_each(photo_f, shot_f, scale)
+        batch_kinds = kind_of[chosen]
+        each = photo_losses.detach().numpy()
+        for kind in np.unique(batch_kinds):
+            kind_difficulty[kind] = 0.9 * kind_difficulty[kind] + 0.1 * float(each[batch_kinds == kind].mean())
+        loss = settings.image_loss_weight * photo_losses.mean() + settings.text_loss_weight * (
             _multi_positive_loss(shot_f, text_features, fits, scale)
             + _multi_positive_loss(photo_f, text_features, fits, scale)
         )
@@ -407,6 +430,7 @@ def train_demo(
         if step % 25 == 0:
             report.losses.append((step, round(running, 4)))
             log(f"step {step} loss {running:.3f} lr {lr:.2e} elapsed {time.perf_counter() - began:.0f} s")
+    report.kind_difficulty = {kind: round(float(v), 3) for kind, v in zip(kinds, kind_difficulty, strict=True)}
     report.train_s = time.perf_counter() - train_began
     report.steps_done = step
     report.images_seen = step * min(settings.batch, settings.products) * 2
