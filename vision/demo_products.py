@@ -151,7 +151,7 @@ CURRENCY = "EUR"
 EVAL_CATALOG_SEED = 7
 EVAL_PHOTO_SEED = 424242
 # Shapes that are nouns of their own: "red fabric armchair", not "red fabric armchair chair".
-_SHAPE_NOUNS = frozenset({"armchair", "stool", "cap", "fedora", "beanie"})
+SHAPE_NOUNS = frozenset({"armchair", "stool", "cap", "fedora", "beanie"})
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class ProductSpec:
         kind = self.product_type
         pattern = [] if self.pattern == "plain" else [self.pattern]
         material = [] if self.colour == self.material or kind.materials == ("fabric",) else [self.material]
-        noun = [self.shape] if self.shape in _SHAPE_NOUNS else [self.shape, kind.name]
+        noun = [self.shape] if self.shape in SHAPE_NOUNS else [self.shape, kind.name]
         words = [self.colour, *pattern, *material, *noun, "with", self.accent, kind.detail]
         text = " ".join(words)
         return text[0].upper() + text[1:]

@@ -44,6 +44,7 @@ from safetensors.torch import load_file, save_file
 from vision.demo_products import (
     EVAL_CATALOG_SEED,
     EVAL_PHOTO_SEED,
+    SHAPE_NOUNS,
     TYPES_BY_NAME,
     ProductSpec,
     ProductType,
@@ -208,7 +209,7 @@ def caption(spec: ProductSpec, rng: np.random.Generator) -> Caption:
         return Caption(title, title=title)
     kind = spec.product_type
     nouns = [kind.category, kind.name] if kind.category != kind.name else [kind.name]
-    if spec.shape in ("armchair", "stool", "cap", "fedora", "beanie"):
+    if spec.shape in SHAPE_NOUNS:
         nouns.append(spec.shape)
     noun = nouns[int(rng.integers(0, len(nouns)))]
     claims: dict[str, str] = {"kind": spec.type}
@@ -223,7 +224,7 @@ def caption(spec: ProductSpec, rng: np.random.Generator) -> Caption:
     if spec.material != spec.colour and rng.random() < 0.35:
         words.append(spec.material)
         claims["material"] = spec.material
-    if noun not in (spec.shape,) and rng.random() < 0.35:
+    if noun != spec.shape and rng.random() < 0.35:
         words.append(spec.shape)
         claims["shape"] = spec.shape
     elif noun == spec.shape:
