@@ -152,14 +152,15 @@ def render_pool(
             log(f"reusing the rendered pool {cached}")
             return data["shots"], data["photos"], specs, True
     jobs = [(i, settings.photos_per_product, config) for i in range(settings.products)]
-    shots, photos = [], []
+    height, width = config.image_size
+    # Filled in place as products arrive: a list stacked at the end would hold the pool twice.
+    shot_array = np.empty((settings.products, height, width, 3), np.uint8)
+    photo_array = np.empty((settings.products, settings.photos_per_product, height, width, 3), np.uint8)
     with ProcessPoolExecutor(max_workers=settings.workers) as pool:
-        for n, (shot, sims) in enumerate(pool.map(_render_product, jobs, chunksize=16), 1):
-            shots.append(shot)
-            photos.append(sims)
-            if n % 500 == 0:
-                log(f"rendered {n}/{settings.products} products")
-    shot_array, photo_array = np.stack(shots), np.stack(photos)
+        for n, (shot, sims) in enumerate(pool.map(_render_product, jobs, chunksize=16)):
+            shot_array[n], photo_array[n] = shot, sims
+            if (n + 1) % 500 == 0:
+                log(f"rendered {n + 1}/{settings.products} products")
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(".tmp.npz")
