@@ -252,6 +252,8 @@ def models_train_demo(
     Writes OUT/demo.safetensors and OUT/training.json; `models/demo/manifest.json` names the checkpoint, and
     the ONNX files are exported from it on first use.
     """
+    if precision not in ("auto", "bf16", "fp32"):
+        _fail(f"--precision must be auto, bf16 or fp32, not {precision!r}")
     try:
         from vision.train_demo import TrainSettings, train_demo
     except ImportError as exc:
@@ -268,7 +270,5 @@ def models_train_demo(
         precision=precision,
         augment=augment,
     )
-    if precision not in ("auto", "bf16", "fp32"):
-        _fail(f"--precision must be auto, bf16 or fp32, not {precision!r}")
     report = train_demo(out, settings, log=lambda m: err.print(m, style="dim"), cache=cache)
     print(json.dumps({k: v for k, v in vars(report).items() if k != "losses"}))
