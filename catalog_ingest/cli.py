@@ -49,13 +49,14 @@ def ingest_command(
     ] = False,
 ) -> None:
     """Ingest a vendor catalog: bad rows are reported with reasons, good ones become searchable products."""
+    from catalog_ingest.memory import tune_allocator_for_batches
+
+    tune_allocator_for_batches()  # this process only ingests: before threads start and pyarrow loads
     from catalog_ingest.images import FetchPolicy
     from catalog_ingest.ingest import IngestOptions, ingest_catalog, load_mapping
-    from catalog_ingest.memory import tune_allocator_for_batches
     from vision.embedder import open_embedder
     from vision.errors import ModelUnavailable
 
-    tune_allocator_for_batches()  # this process only ingests: memory follows the batch (before threads start)
     workspace = Workspace.from_env()
     try:
         options = IngestOptions(

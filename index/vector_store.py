@@ -35,8 +35,11 @@ from index.errors import IndexMismatch, IndexNotFound
 from index.filters import ItemAttributes
 
 STORE_FILE = "store.json"
-#: Rows per Parquet row group in merged files: what a scan or a lookup by id decodes at a time.
-ROW_GROUP_ROWS = 8192
+#: Vector bytes per Parquet row group in merged files: what a scan or a lookup by id decodes at a time.
+ROW_GROUP_BYTES = 2**20
+#: Columns worth dictionary encoding (few distinct values). Not the vectors: Parquet's dictionary
+#: encoder tries every float before giving up, and its table took 24 MB to write one 8192-row group.
+DICTIONARY_COLUMNS = ["model_id", "category", "vendor"]
 _NAME = re.compile(r"segment-(\d{8})(?:-from-(\d{8}))?\.parquet")
 
 
@@ -257,18 +260,21 @@ class VectorStore:
         final = self.directory / f"segment-{last:08d}-from-{first:08d}.parquet"
         temporary = self.directory / f".{final.name}.tmp"
         keep = self._merge_winners(chosen, keep_tombstones=mode != "full")
-        writer = None
-        try:
+        group_rows = max(1, ROW_GROUP_BYTES // (4 * self.dim))
+        with pq.ParquetWriter(temporary, _schema(self.dim), use_dictionary=DICTIONARY_COLUMNS) as writer:
+            pending: list[pa.Table] = []  # a store written a batch at a time has small files: gather
+            pending_rows = 0  # them into full row groups (a footer entry per group, not per batch)
             for opened, rows in zip(self._open_files(chosen), keep, strict=True):
                 for table in _iter_rows(opened.parquet(), rows):
-                    if writer is None:
-                        writer = pq.ParquetWriter(temporary, table.schema)
-                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-            if writer is None:
-                writer = pq.ParquetWriter(temporary, _schema(self.dim))
-        finally:
-            if writer is not None:
-                writer.close()
+                    pending.append(table)
+                    pending_rows += table.num_rows
+                    if pending_rows >= group_rows:
+                        gathered = pa.concat_tables(pending)
+                        full = pending_rows - pending_rows % group_rows
+                        writer.write_table(gathered.slice(0, full), row_group_size=group_rows)
+                        pending, pending_rows = [gathered.slice(full)], pending_rows - full
+            if pending:
+                writer.write_table(pa.concat_tables(pending), row_group_size=group_rows)
         fsync_path(temporary)
         os.replace(temporary, final)
         fsync_path(self.directory)
@@ -351,7 +357,7 @@ class VectorStore:
         number = self.last_segment + 1
         final = self.directory / f"segment-{number:08d}.parquet"
         temporary = self.directory / f".{final.name}.tmp"
-        pq.write_table(table, temporary)
+        pq.write_table(table, temporary, use_dictionary=DICTIONARY_COLUMNS)
         fsync_path(temporary)
         os.replace(temporary, final)
         fsync_path(self.directory)

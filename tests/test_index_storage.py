@@ -307,6 +307,38 @@ def test_compaction_keeps_exactly_the_latest_live_rows(tmp_path: Path):
     assert reopened.count() == len(reopened.live_ids())
 
 
+def test_compaction_gathers_small_files_into_full_row_groups_without_a_vector_dictionary(tmp_path: Path):
+    """A store written a batch at a time: the merged file has row groups of about ROW_GROUP_BYTES of
+    vectors (not one per batch), and the vectors are stored plain, never dictionary-encoded."""
+    import pyarrow.parquet as pq
+
+    from index.vector_store import ROW_GROUP_BYTES
+
+    rng = np.random.default_rng(9)
+    dim = 256
+    store = VectorStore(tmp_path, "m@1", dim)
+    group_rows = ROW_GROUP_BYTES // (4 * dim)
+    total = 0
+    while total < 2 * group_rows + 100:
+        ids = np.arange(total, total + 100)
+        store.append(ids, _unit(rng, 100, dim), [ItemAttributes(1.0, "c", "v", True)] * 100)
+        total += 100
+    store.compact("full")
+    (merged,) = store.segments()
+    metadata = pq.ParquetFile(merged).metadata
+    assert metadata.num_rows == total
+    assert [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)] == [
+        group_rows,
+        group_rows,
+        total - 2 * group_rows,
+    ]
+    names = [metadata.schema.column(c).path for c in range(metadata.num_columns)]
+    encodings = metadata.row_group(0).column(names.index("vector.list.element")).encodings
+    assert not any("DICTIONARY" in e for e in encodings), encodings
+    assert any("DICTIONARY" in e for e in metadata.row_group(0).column(names.index("vendor")).encodings)
+    assert len(store.live_ids()) == total
+
+
 def test_replay_across_a_compaction_is_refused_and_the_index_rebuilt(tmp_path: Path):
     from catalog_ingest.catalog_index import CatalogIndex
     from catalog_ingest.workspace import Workspace

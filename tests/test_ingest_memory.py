@@ -15,6 +15,7 @@ from that, so it guards against leaks of a kilobyte-plus a row, not against ever
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from catalogs import product_photo
@@ -53,3 +54,22 @@ def test_peak_memory_does_not_grow_with_the_row_count(tmp_path: Path, tiny):
     print({"peak_mb": peaks})
     assert peaks[SMALL] > 50  # a real measurement, not an empty one
     assert peaks[LARGE] - peaks[SMALL] < GROWTH_BOUND_MB, peaks
+
+
+def test_an_ingest_process_gives_arrow_the_system_allocator():
+    """Arrow's default (mimalloc) held memory in proportion to the CSV file; an ingest process must
+    switch before pyarrow loads, and the switch must not itself load pyarrow too early."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from catalog_ingest.memory import tune_allocator_for_batches\n"
+        "assert 'pyarrow' not in sys.modules\n"
+        "tune_allocator_for_batches()\n"
+        "import pyarrow\n"
+        "print(pyarrow.default_memory_pool().backend_name)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "system"
