@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,11 @@ BASE_PHOTOS = 32
 # straight from this one (an embedder loaded, perhaps a model just exported) would report this
 # process's size whenever that is the larger; forked from the launcher it reports its own.
 _LAUNCHER = (
-    "import resource, subprocess, sys\n"
+    "import json, resource, subprocess, sys\n"
     "status = subprocess.call(sys.argv[2:])\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "with open(sys.argv[1], 'w') as out:\n"
-    "    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "    json.dump({'maxrss_kb': usage.ru_maxrss, 'cpu_s': usage.ru_utime + usage.ru_stime}, out)\n"
     "sys.exit(status)\n"
 )
 
@@ -61,23 +63,32 @@ def write_catalog(folder: Path, rows: int, size: int = 1200) -> Path:
     return path
 
 
-def _embed_only_rate(embedder: OnnxEmbedder, batch: np.ndarray, rounds: int = 8) -> float:
-    """The embedder alone, batch 32, as the ingest child uses it (same session options)."""
-    began = time.perf_counter()
+def _embed_only_rate(embedder: OnnxEmbedder, batch: np.ndarray, rounds: int = 8) -> tuple[float, float]:
+    """The embedder alone, batch 32, as the ingest child uses it (same session options): (images per
+    second, CPU seconds per image over all threads)."""
+    began, cpu_began = time.perf_counter(), time.process_time()
     for _ in range(rounds):
         embedder.embed_pixels(batch)
-    return rounds * len(batch) / (time.perf_counter() - began)
+    images = rounds * len(batch)
+    return images / (time.perf_counter() - began), (time.process_time() - cpu_began) / images
 
 
-def ingest_in_child(
-    catalog: Path, vendor: str, model: str | Path, home: Path, scratch: Path
-) -> tuple[dict, float, float]:
-    """Run `vitrine ingest --json` in a child process with `VITRINE_HOME=home`: (its summary, its peak
-    resident memory in MB, the wall-clock seconds it took)."""
+@dataclass(frozen=True)
+class ChildIngest:
+    """What one `vitrine ingest --json` child did: its summary and what the kernel counted for it."""
+
+    summary: dict
+    peak_rss_mb: float
+    wall_s: float
+    cpu_s: float  # user + system, every thread
+
+
+def ingest_in_child(catalog: Path, vendor: str, model: str | Path, home: Path, scratch: Path) -> ChildIngest:
+    """Run `vitrine ingest --json` in a child process with `VITRINE_HOME=home`."""
     env = {**os.environ, "VITRINE_HOME": str(home)}
     command = [sys.executable, "-m", "api.cli_main", "ingest", str(catalog), "--vendor", vendor]
     command += ["--model", str(model), "--json"]
-    out_path, err_path, peak_path = scratch / "stdout.json", scratch / "stderr.txt", scratch / "peak_kb.txt"
+    out_path, err_path, peak_path = scratch / "stdout.json", scratch / "stderr.txt", scratch / "usage.json"
     began = time.perf_counter()
     with out_path.open("wb") as out, err_path.open("wb") as errors:
         status = subprocess.call(
@@ -86,8 +97,13 @@ def ingest_in_child(
     wall = time.perf_counter() - began
     if status != 0:
         raise RuntimeError(f"the ingest child failed: {err_path.read_text()[-2000:]}")
-    summary = json.loads(out_path.read_text().strip().splitlines()[-1])
-    return summary, int(peak_path.read_text()) / 1024, wall
+    usage = json.loads(peak_path.read_text())
+    return ChildIngest(
+        summary=json.loads(out_path.read_text().strip().splitlines()[-1]),
+        peak_rss_mb=usage["maxrss_kb"] / 1024,
+        wall_s=wall,
+        cpu_s=usage["cpu_s"],
+    )
 
 
 def run_ingest_bench(
@@ -97,7 +113,7 @@ def run_ingest_bench(
     embedder = OnnxEmbedder(directory, manifest)
     batch = np.random.default_rng(0).standard_normal((32, 3, *manifest.preprocess.image_size), dtype=np.float32)
     embedder.embed_pixels(batch)
-    before = _embed_only_rate(embedder, batch)
+    before, cpu_before = _embed_only_rate(embedder, batch)
     log(f"embedding only: {before:.1f} images/s")
     with tempfile.TemporaryDirectory(prefix="vitrine-ingest-bench-") as scratch:
         folder = Path(scratch)
@@ -105,9 +121,10 @@ def run_ingest_bench(
         catalog = write_catalog(folder / "catalog", rows)
         photo_mb = sum(p.stat().st_size for p in (folder / "catalog" / "photos").iterdir()) / rows / 1e6
         log("ingesting in a child process ...")
-        summary, peak_mb, wall = ingest_in_child(catalog, "bench", directory, folder / "home", folder)
-    after = _embed_only_rate(embedder, batch)
+        child = ingest_in_child(catalog, "bench", directory, folder / "home", folder)
+    after, cpu_after = _embed_only_rate(embedder, batch)
     embed_only = (before + after) / 2  # the machine's state drifts: bracket the ingest run
+    summary = child.summary
     return {
         "rows": rows,
         "model": manifest.name,
@@ -117,11 +134,16 @@ def run_ingest_bench(
         "accepted": summary["accepted"],
         "rejected": summary["rejected"],
         "ingest_s": summary["duration_s"],
-        "process_wall_s": round(wall, 2),
+        "process_wall_s": round(child.wall_s, 2),
+        # Where the time goes: CPU per image of the whole ingest against inference alone, and how
+        # many cores the ingest kept busy (2 = both, all the time).
+        "ingest_cpu_ms_per_image": round(1000 * child.cpu_s / max(summary["images_embedded"], 1), 1),
+        "embed_only_cpu_ms_per_image": round(1000 * (cpu_before + cpu_after) / 2, 1),
+        "ingest_cores_busy": round(child.cpu_s / child.wall_s, 2),
         "rows_per_s": summary["rows_per_s"],
         "images_per_s": summary["images_per_s"],
         "embed_only_images_per_s": round(embed_only, 2),
         "embed_only_before_after": [round(before, 2), round(after, 2)],
         "rows_per_s_vs_embed_only": round(summary["rows_per_s"] / embed_only, 3),
-        "peak_rss_mb": round(peak_mb, 1),
+        "peak_rss_mb": round(child.peak_rss_mb, 1),
     }

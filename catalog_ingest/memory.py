@@ -38,9 +38,11 @@ def _libc() -> ctypes.CDLL | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None  # glibc only
 
 
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-MMAP_THRESHOLD = 128 * 1024  # below the size of most product photos' bytes
+MMAP_THRESHOLD = 2 * 2**20  # above a photo's decoded pixels (1.4 MB at 600x600), below a batch's
+TRIM_THRESHOLD = 64 * 2**20  # free memory stays for the next photo; `release_freed_memory` trims
 ARENA_MAX = 2
 
 
@@ -56,6 +58,7 @@ def tune_allocator_for_batches() -> bool:
     if libc is None or not hasattr(libc, "mallopt"):
         return False
     libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)  # a fixed threshold also stops glibc raising it
+    libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     libc.mallopt(_M_ARENA_MAX, ARENA_MAX)
     return True
 

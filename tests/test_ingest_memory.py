@@ -46,11 +46,9 @@ def test_peak_memory_does_not_grow_with_the_row_count(tmp_path: Path, tiny):
     for rows in (SMALL, LARGE):
         scratch = tmp_path / f"run-{rows}"
         scratch.mkdir()
-        summary, peak_mb, _wall = ingest_in_child(
-            _catalog(tmp_path, rows), "memory", directory, scratch / "home", scratch
-        )
-        assert summary["accepted"] == rows and summary["rejected"] == 0
-        peaks[rows] = peak_mb
+        child = ingest_in_child(_catalog(tmp_path, rows), "memory", directory, scratch / "home", scratch)
+        assert child.summary["accepted"] == rows and child.summary["rejected"] == 0
+        peaks[rows] = child.peak_rss_mb
     print({"peak_mb": peaks})
     assert peaks[SMALL] > 50  # a real measurement, not an empty one
     assert peaks[LARGE] - peaks[SMALL] < GROWTH_BOUND_MB, peaks

@@ -220,3 +220,5 @@ def test_bench_ingest_reports_rates_and_the_childs_memory(tiny):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["accepted"] == 40 and figures["rows_per_s"] > 0 and figures["embed_only_images_per_s"] > 0
     assert 50 < figures["peak_rss_mb"] < 4000
+    assert figures["ingest_cpu_ms_per_image"] > 0 and figures["embed_only_cpu_ms_per_image"] > 0
+    assert 0 < figures["ingest_cores_busy"] <= os.cpu_count() + 0.5

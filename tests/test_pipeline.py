@@ -25,3 +25,29 @@ def test_bad_images_do_not_sink_the_batch(tiny, real_photos):
 
 def test_empty_input_yields_nothing(tiny):
     assert list(embed_sources(open_embedder("test-tiny", "onnx"), [])) == []
+
+
+def test_thumbnails_match_pillows_thumbnail_without_touching_the_decoded_image(tiny, real_photos):
+    """The pipeline resizes a new image instead of copying the decoded one for `Image.thumbnail`: same
+    size rule (aspect kept, never enlarged) and the same pixels, for every shape."""
+    import io
+    import itertools
+
+    from PIL import Image
+
+    from vision.decode import decode_image
+    from vision.pipeline import thumbnail_dimensions
+
+    for width, height, longest in itertools.product([1, 5, 255, 256, 257, 601, 4000], [1, 7, 256, 450, 3001], [256, 7]):
+        expected = Image.new("RGB", (width, height))
+        expected.thumbnail((longest, longest))
+        assert thumbnail_dimensions((width, height), longest) == expected.size, (width, height, longest)
+    embedder = open_embedder("test-tiny", "onnx")
+    photo = real_photos[3].read_bytes()
+    (result,) = embed_sources(embedder, [photo], thumbnail_size=96)
+    decoded = decode_image(photo, draft_size=embedder.manifest.preprocess.draft_size)
+    assert result.size == decoded.size
+    decoded.thumbnail((96, 96), Image.Resampling.BICUBIC, reducing_gap=1.0)
+    reference = io.BytesIO()
+    decoded.save(reference, format="JPEG", quality=85)
+    assert result.thumbnail == reference.getvalue()

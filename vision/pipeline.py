@@ -7,7 +7,8 @@ model fed. A bad image yields its `ImageRejected` in place and never stops the b
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -53,14 +54,32 @@ def _decode_for_embedding(
     image = decode_image(source, limits, draft_size=config.draft_size if fast else None)
     thumbnail = None
     if thumbnail_size:
-        small = image.copy()
         # reducing_gap=1: a box reduction by whole factors first, then bicubic over the remainder, at
         # half the cost of bicubic all the way (the thumbnail is a preview, not what is embedded).
-        small.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BICUBIC, reducing_gap=1.0)
+        size = thumbnail_dimensions(image.size, thumbnail_size)
+        small = image if size == image.size else image.resize(size, Image.Resampling.BICUBIC, reducing_gap=1.0)
         out = io.BytesIO()
         small.save(out, format="JPEG", quality=85)
         thumbnail = out.getvalue()
     return _Decoded(preprocess(image, config), image.size, thumbnail)
+
+
+def thumbnail_dimensions(size: tuple[int, int], longest: int) -> tuple[int, int]:
+    """The size `Image.thumbnail((longest, longest))` gives (aspect kept, never enlarged), without
+    the copy of the full image that an in-place thumbnail of a shared image needs."""
+    width, height = size
+    if width <= longest and height <= longest:
+        return size
+    aspect = width / height
+    if aspect >= 1:
+        new_height = _round_aspect(longest / aspect, lambda n: 0 if n == 0 else abs(aspect - longest / n))
+        return longest, new_height
+    return _round_aspect(longest * aspect, lambda n: abs(aspect - n / longest)), longest
+
+
+def _round_aspect(number: float, error: Callable[[int], float]) -> int:
+    """Pillow's rounding for thumbnails: floor or ceiling, whichever keeps the aspect closer."""
+    return max(min(math.floor(number), math.ceil(number), key=error), 1)
 
 
 def embed_sources(

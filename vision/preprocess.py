@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -48,11 +49,23 @@ class PreprocessConfig:
 
 def preprocess(image: Image.Image, config: PreprocessConfig) -> np.ndarray:
     """One RGB image to a normalised float32 array of shape (3, H, W)."""
-    resized = _resize_and_crop(image, config)
-    pixels = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
-    mean = np.asarray(config.mean, dtype=np.float32)
-    std = np.asarray(config.std, dtype=np.float32)
-    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+    pixels = np.asarray(_resize_and_crop(image, config))
+    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    lut = _normalisation_table(tuple(config.mean), tuple(config.std))
+    for channel in range(3):
+        np.take(lut[channel], pixels[:, :, channel], out=out[channel])
+    return out
+
+
+@cache
+def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256): each 8-bit value of each channel, normalised. The same float32 arithmetic as
+    `(x / 255 - mean) / std` per pixel (so the same bits), done once per value instead: a lookup
+    per pixel is about 3x faster than the arithmetic and its temporary arrays."""
+    levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
+    mean_column = np.asarray(mean, dtype=np.float32)[:, None]
+    std_column = np.asarray(std, dtype=np.float32)[:, None]
+    return np.ascontiguousarray((levels[None, :] - mean_column) / std_column, dtype=np.float32)
 
 
 def preprocess_batch(images: Sequence[Image.Image], config: PreprocessConfig) -> np.ndarray:
