@@ -13,9 +13,10 @@ A query compares against the `PROBES` cells with the nearest centroids: at most
 near-duplicate (cosine ≥ 0.97, about 14°) sits next to its query and shares one of its nearest
 cells; an identical photo always lands in the same cell.
 
-Rows are never rewritten in place to remove them: `remove` records, for each id, the serial number
-up to which its rows are hidden, so memory for removals follows the images replaced or removed in
-this run, not the catalog.
+Rows are not rewritten at once to remove them: `remove` records, for each id, the serial number up
+to which its rows are hidden. When `HIDDEN_MAX` ids are recorded, every cell is rewritten without
+its hidden rows and the record starts again, so memory for removals stays bounded however many
+images a run replaces or removes (one pass over the vendor's cells per `HIDDEN_MAX` removals).
 """
 
 from __future__ import annotations
@@ -32,17 +33,26 @@ from index.vector_store import VectorStore
 
 LIST_MAX = 1024
 PROBES = 8
+HIDDEN_MAX = 65_536  # ids whose rows are hidden before the cells are purged (about 10 MB of dict)
 _ENTRY = np.dtype([("id", "<i8"), ("serial", "<i8")])
 _scratch_numbers = itertools.count()
 
 
 class VendorVectors:
-    def __init__(self, dim: int, directory: Path, list_max: int = LIST_MAX, probes: int = PROBES) -> None:
+    def __init__(
+        self,
+        dim: int,
+        directory: Path,
+        list_max: int = LIST_MAX,
+        probes: int = PROBES,
+        hidden_max: int = HIDDEN_MAX,
+    ) -> None:
         self.dim = dim
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.list_max = list_max
         self.probes = probes
+        self.hidden_max = hidden_max
         self._centroids = np.empty((0, dim), np.float32)
         self._sizes: list[int] = []
         self._split_at: list[int] = []  # a cell of identical vectors cannot split: retry when it has doubled
@@ -103,6 +113,13 @@ class VendorVectors:
         """Hide every row added so far for these ids (an image replaced or removed in this run)."""
         for i in np.asarray(ids, np.int64).tolist():
             self._hidden[i] = self._serial
+        if len(self._hidden) >= self.hidden_max:
+            self._purge_hidden()
+
+    @property
+    def hidden(self) -> int:
+        """Ids whose hidden rows still wait in the cells (bounded by `hidden_max`)."""
+        return len(self._hidden)
 
     # ---- searching -----------------------------------------------------------------------------------
 
@@ -168,6 +185,15 @@ class VendorVectors:
             return np.ones(len(entries), bool)
         below = np.fromiter((self._hidden.get(i, -1) for i in entries["id"].tolist()), np.int64, len(entries))
         return entries["serial"] >= below
+
+    def _purge_hidden(self) -> None:
+        """Rewrite each cell without its hidden rows; then nothing is hidden any more."""
+        for cell in range(self.cells):
+            entries, vectors = self._read(cell)
+            keep = self._visible(entries)
+            if not keep.all():
+                self._write(cell, entries[keep], vectors[keep])
+        self._hidden.clear()
 
     def _split(self, cell: int) -> None:
         """Two cells from one by 2-means on its vectors; rows hidden by now are dropped on the way."""

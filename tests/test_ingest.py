@@ -391,3 +391,26 @@ def test_vendor_vectors_split_cells_and_stay_exact_for_near_duplicates(tmp_path:
     assert np.mean(np.asarray(found) == exhaustive) >= 0.98  # synthetic, spread out: harder than photos
     sizes = [len(np.fromfile(near._paths(c)[0], np.uint8)) // 16 for c in range(near.cells)]
     assert max(sizes) <= 2 * 256  # a query reads a bounded number of vectors, whatever the count
+
+
+def test_vendor_vectors_purge_hidden_rows_so_removals_take_bounded_memory(tmp_path: Path):
+    """A run that replaces many images: once `hidden_max` ids are hidden, the cells are rewritten
+    without their rows and the record of hidden ids empties, and searches answer as before."""
+    from catalog_ingest.near_duplicates import VendorVectors
+
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((40, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    near = VendorVectors(16, tmp_path / "near", list_max=16, probes=64, hidden_max=8)
+    near.add(np.arange(40), vectors)
+    near.remove(np.arange(5))
+    assert near.hidden == 5 and len(near) == 35  # below the bound: only recorded
+    near.remove(np.arange(5, 10))
+    assert near.hidden == 0 and len(near) == 30  # purged: the rows left the cells
+    stored = sum(len(np.fromfile(near._paths(c)[0], np.uint8)) // 16 for c in range(near.cells))
+    assert stored == 30
+    near.add(np.asarray([3]), vectors[3:4])  # an id removed, then written again, counts again
+    assert near.search(vectors[3:4], 1)[0][0] == (3, pytest.approx(1.0, abs=1e-3))
+    hits = {i for i, _ in near.search(vectors[:10], 40)[0]}
+    assert not hits & set(range(10)) - {3}
+    near.close()
