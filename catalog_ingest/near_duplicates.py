@@ -34,6 +34,7 @@ from index.vector_store import VectorStore
 LIST_MAX = 1024
 PROBES = 8
 HIDDEN_MAX = 65_536  # ids whose rows are hidden before the cells are purged (about 10 MB of dict)
+IDENTICAL_KEEP = 8  # rows kept of one vector repeated in a cell (as many as a query asks for)
 _ENTRY = np.dtype([("id", "<i8"), ("serial", "<i8")])
 _scratch_numbers = itertools.count()
 
@@ -196,10 +197,15 @@ class VendorVectors:
         self._hidden.clear()
 
     def _split(self, cell: int) -> None:
-        """Two cells from one by 2-means on its vectors; rows hidden by now are dropped on the way."""
+        """Two cells from one by 2-means on its vectors; rows hidden by now are dropped on the way.
+
+        A cell that cannot split holds copies of the same vector (one stock photo behind many
+        products): it keeps `IDENTICAL_KEEP` rows of each, enough to name a product that has it, so
+        it does not grow with the catalog and make every later query read all the copies."""
         entries, vectors = self._read(cell)
         keep = self._visible(entries)
         entries, vectors = entries[keep], vectors[keep]
+        split = False
         if len(entries) > self.list_max:
             kmeans = faiss.Kmeans(self.dim, 2, niter=8, spherical=True, seed=len(self._sizes))
             kmeans.train(vectors)
@@ -209,5 +215,22 @@ class VendorVectors:
                 other = self._new_cell(kmeans.centroids[1])
                 self._write(other, entries[side], vectors[side])
                 entries, vectors = entries[~side], vectors[~side]
+                split = True
+        if not split and len(entries) > self.list_max:
+            kept = _first_copies(vectors, IDENTICAL_KEEP)
+            entries, vectors = entries[kept], vectors[kept]
         self._write(cell, entries, vectors)
         self._split_at[cell] = 2 * self._sizes[cell] if self._sizes[cell] > self.list_max else 0
+
+
+def _first_copies(vectors: np.ndarray, keep: int) -> np.ndarray:
+    """Mask of the rows that are among the first `keep` rows holding their exact vector."""
+    rows = np.ascontiguousarray(vectors).view(np.dtype((np.void, vectors.dtype.itemsize * vectors.shape[1])))
+    _, group = np.unique(rows.ravel(), return_inverse=True)
+    order = np.argsort(group.ravel(), kind="stable")
+    grouped = group.ravel()[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    rank = np.arange(len(grouped)) - np.repeat(starts, np.diff(np.r_[starts, len(grouped)]))
+    mask = np.zeros(len(vectors), dtype=bool)
+    mask[order[rank < keep]] = True
+    return mask

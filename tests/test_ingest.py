@@ -414,3 +414,26 @@ def test_vendor_vectors_purge_hidden_rows_so_removals_take_bounded_memory(tmp_pa
     hits = {i for i, _ in near.search(vectors[:10], 40)[0]}
     assert not hits & set(range(10)) - {3}
     near.close()
+
+
+def test_vendor_vectors_keep_few_copies_of_one_repeated_vector(tmp_path: Path):
+    """One stock photo behind many products: its copies cannot be split apart, so a cell keeps a
+    few of them instead of growing with the catalog (every query would read them all), and a
+    query still finds a product with that photo."""
+    from catalog_ingest.near_duplicates import IDENTICAL_KEEP, VendorVectors
+
+    rng = np.random.default_rng(13)
+    distinct = rng.standard_normal((3, 16)).astype(np.float32)
+    distinct /= np.linalg.norm(distinct, axis=1, keepdims=True)
+    which = rng.integers(0, 3, 5000)
+    near = VendorVectors(16, tmp_path / "near", list_max=64, probes=8)
+    for start in range(0, 5000, 100):
+        near.add(np.arange(start, start + 100), distinct[which[start : start + 100]])
+    sizes = [len(np.fromfile(near._paths(c)[0], np.uint8)) // 16 for c in range(near.cells)]
+    assert max(sizes) <= 64 + 100 and len(near) < 3 * (64 + 100)
+    assert len(near) >= 3 * IDENTICAL_KEEP
+    for k in range(3):
+        hits = near.search(distinct[k : k + 1], IDENTICAL_KEEP)[0]
+        assert len(hits) == IDENTICAL_KEEP and all(score == pytest.approx(1.0, abs=1e-3) for _, score in hits)
+        assert all(which[i] == k for i, _ in hits)
+    near.close()
