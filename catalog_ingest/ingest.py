@@ -3,8 +3,9 @@
 Per batch of rows: validate → look up what the database already has → load image bytes
 (concurrently: files, zip members, URLs; the next batch loads while this one embeds) → hash →
 embed only new or changed images (decoding overlapped with inference) → commit (on a thread of its
-own, one batch at a time, in order, while the next batch embeds): new vectors to the vector store,
-then products to the database, then retire vectors no product uses. Product and
+own, one batch at a time, in order, while the next batch embeds): thumbnails to the image store,
+new vectors to the vector store, then products to the database, then retire vectors no product
+uses. Product and
 image ids are deterministic, so a rerun after a crash upserts the same rows; vectors whose product
 never reached the database are tombstoned when the next run starts.
 
@@ -340,10 +341,10 @@ class _BatchRunner:
                 except ImageUnavailable as exc:
                     self._image_problem(item, position, str(exc))
             item.loads = []
-        self._embed(pending)
+        thumbnails = self._embed(pending)
         self.wait_for_commit()  # batches commit in order, one at a time
         assert self.committer is not None
-        self._committing = self.committer.submit(self._commit, [p for p in pending if not p.failed])
+        self._committing = self.committer.submit(self._commit, [p for p in pending if not p.failed], thumbnails)
         release_freed_memory()  # the batch's photos: resident memory follows the batch, not the run
 
     def wait_for_commit(self) -> None:
@@ -358,9 +359,12 @@ class _BatchRunner:
         if position == 0:
             item.failed = True
 
-    def _embed(self, pending: list[_Pending]) -> None:
+    def _embed(self, pending: list[_Pending]) -> list[tuple[str, bytes]]:
         """Give every loaded image a vector: kept from before if its bytes are unchanged, shared if the
-        same bytes appear elsewhere in the run, otherwise embedded (each distinct image once)."""
+        same bytes appear elsewhere in the run, otherwise embedded (each distinct image once).
+        Returns the new thumbnails (sha256, JPEG) for the commit thread to store: file writes there
+        do not hold up the next batch's inference."""
+        thumbnails: list[tuple[str, bytes]] = []
         fresh: list[tuple[_Pending, int, bytes | None, str]] = []
         kept: list[tuple[_Pending, int, ProductImage, bytes | None, str]] = []
         for item in pending:
@@ -408,12 +412,15 @@ class _BatchRunner:
                 item.vectors[position], item.sizes[position] = result.vector, result.size
             self.vector_cache[sha] = (result.vector, result.size)
             if result.thumbnail:
-                self.workspace.store_thumbnail(sha, result.thumbnail)
+                thumbnails.append((sha, result.thumbnail))
             self.summary.images_embedded += 1
         if len(self.vector_cache) > 2_000:
             self.vector_cache.clear()  # bounded memory: the cache only saves work within nearby batches
+        return thumbnails
 
-    def _commit(self, items: list[_Pending]) -> None:
+    def _commit(self, items: list[_Pending], thumbnails: Sequence[tuple[str, bytes]] = ()) -> None:
+        for sha, jpeg in thumbnails:  # before the products that show them
+            self.workspace.store_thumbnail(sha, jpeg)
         write_ids, write_vectors, write_attributes, dead = [], [], [], []
         new_embeddings: list[tuple[_Pending, int, np.ndarray]] = []
         replaced: list[int] = []  # ids whose earlier vector gives way to a new one
