@@ -151,3 +151,18 @@ def test_bench_decode_times_real_photos(real_photos):
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)["files"][0]
     assert row["megapixels"] > 20 and row["full_decode_ms"] > 0 and row["draft_decode_ms"] > 0
+
+
+def test_bench_draft_reports_step_costs_and_how_close_draft_decoding_stays(tiny, real_photos):
+    photos = [str(p) for p in real_photos[1:7]]  # large real JPEGs, where drafting changes the decode
+    result = runner.invoke(app, ["bench", "draft", *photos, "--model", "test-tiny"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["photos"] == 6 and report["default_draft_size"] == report["factors"][0]["draft_size"]
+    assert [row["draft_factor"] for row in report["factors"]] == [1.5, 1.25, 1.0]
+    assert all(value > 0 for value in report["default_path_steps_ms"].values())
+    for row in report["factors"]:
+        assert -1.0 <= row["cosine_to_exact_min"] <= row["cosine_to_exact_p1"] <= 1.0001
+        assert row["cosine_to_exact_min"] <= row["cosine_to_exact_mean"] <= 1.0001
+    missing = runner.invoke(app, ["bench", "draft", photos[0], "--model", "no-such-model"])
+    assert missing.exit_code != 0 and "no-such-model" in missing.output

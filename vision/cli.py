@@ -224,6 +224,24 @@ def bench_decode(
     print(json.dumps(run_decode_bench(files, PreprocessConfig(image_size=(size, size)), repeats)))
 
 
+@bench_app.command("draft")
+def bench_draft(
+    files: Annotated[list[Path], typer.Argument(help="Photos (JPEG) to prepare and embed.")],
+    model: Annotated[str, typer.Option(help="Installed model whose input size and embeddings count.")] = "demo",
+) -> None:
+    """Cost of each step of preparing a photo, and how far smaller JPEG draft decoding moves the
+    embeddings from exact decoding, as JSON (the trade-off behind the draft setting)."""
+    from vision.draft_bench import run_draft_bench
+    from vision.embedder import open_embedder
+    from vision.errors import ModelUnavailable
+
+    try:
+        embedder = open_embedder(model, "onnx")
+    except ModelUnavailable as exc:
+        raise typer.BadParameter(str(exc)) from None
+    print(json.dumps(run_draft_bench(embedder, files)))
+
+
 @models_app.command("train-demo")
 def models_train_demo(
     out: Annotated[Path, typer.Option(help="Folder for the checkpoint and training.json.")] = Path("models/demo"),
