@@ -44,10 +44,9 @@ from catalog_ingest.workspace import Workspace
 from index.filters import ItemAttributes
 from index.vector_store import VectorStore
 from vision.embedder import Embedder
-from vision.pipeline import embed_sources
+from vision.pipeline import THUMBNAIL_SIZE, embed_sources
 
 BATCH_ROWS = 128
-THUMBNAIL_SIZE = 256
 NEAR_DUPLICATE_CANDIDATES = 8
 
 
@@ -418,7 +417,7 @@ class _BatchRunner:
             self.vector_cache.clear()  # bounded memory: the cache only saves work within nearby batches
         return thumbnails
 
-    def _commit(self, items: list[_Pending], thumbnails: Sequence[tuple[str, bytes]] = ()) -> None:
+    def _commit(self, items: list[_Pending], thumbnails: list[tuple[str, bytes]]) -> None:
         for sha, jpeg in thumbnails:  # before the products that show them
             self.workspace.store_thumbnail(sha, jpeg)
         write_ids, write_vectors, write_attributes, dead = [], [], [], []

@@ -9,23 +9,20 @@ model and any photos.
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from vision.decode import decode_image
 from vision.embedder import Embedder
-from vision.pipeline import thumbnail_dimensions
-from vision.preprocess import preprocess
+from vision.pipeline import make_thumbnail
+from vision.preprocess import PreprocessConfig, preprocess
 
-#: Draft targets tried, as multiples of the model's input side (None: exact decoding).
+#: Draft targets tried, as multiples of the model's input side (each compared with exact decoding).
 FACTORS: tuple[float, ...] = (1.5, 1.25, 1.0)
-THUMBNAIL_SIZE = 256
 
 
 def run_draft_bench(embedder: Embedder, files: Sequence[Path], factors: Sequence[float] = FACTORS) -> dict:
@@ -62,13 +59,13 @@ def run_draft_bench(embedder: Embedder, files: Sequence[Path], factors: Sequence
     }
 
 
-def _prepare(photos: list[bytes], draft: int | None, config) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
+def _prepare(photos: list[bytes], draft: int | None, config: PreprocessConfig) -> tuple[np.ndarray, float]:
     began = time.perf_counter()
     pixels = np.stack([preprocess(decode_image(data, draft_size=draft), config) for data in photos])
     return pixels, 1000 * (time.perf_counter() - began) / len(photos)
 
 
-def _steps(photos: list[bytes], config) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _steps(photos: list[bytes], config: PreprocessConfig) -> dict[str, float]:
     """The ingest's path for one photo, step by step (draft decoding at the model's default)."""
     totals = {"decode": 0.0, "preprocess": 0.0, "thumbnail": 0.0}
     for data in photos:
@@ -77,9 +74,7 @@ def _steps(photos: list[bytes], config) -> dict[str, float]:  # type: ignore[no-
         decoded = time.perf_counter()
         preprocess(image, config)
         preprocessed = time.perf_counter()
-        size = thumbnail_dimensions(image.size, THUMBNAIL_SIZE)
-        small = image if size == image.size else image.resize(size, Image.Resampling.BICUBIC, reducing_gap=1.0)
-        small.save(io.BytesIO(), format="JPEG", quality=85)
+        make_thumbnail(image)
         finished = time.perf_counter()
         totals["decode"] += decoded - began
         totals["preprocess"] += preprocessed - decoded

@@ -20,6 +20,9 @@ from vision.embedder import Embedder
 from vision.errors import ImageRejected
 from vision.preprocess import PreprocessConfig, preprocess
 
+#: Longest side of catalog thumbnails (what the operator and vendor pages show).
+THUMBNAIL_SIZE = 256
+
 
 @dataclass(frozen=True)
 class EmbedResult:
@@ -52,16 +55,20 @@ def _decode_for_embedding(
     source: ImageSource, config: PreprocessConfig, limits: DecodeLimits, fast: bool, thumbnail_size: int | None
 ) -> _Decoded:
     image = decode_image(source, limits, draft_size=config.draft_size if fast else None)
-    thumbnail = None
-    if thumbnail_size:
-        # reducing_gap=1: a box reduction by whole factors first, then bicubic over the remainder, at
-        # half the cost of bicubic all the way (the thumbnail is a preview, not what is embedded).
-        size = thumbnail_dimensions(image.size, thumbnail_size)
-        small = image if size == image.size else image.resize(size, Image.Resampling.BICUBIC, reducing_gap=1.0)
-        out = io.BytesIO()
-        small.save(out, format="JPEG", quality=85)
-        thumbnail = out.getvalue()
+    thumbnail = make_thumbnail(image, thumbnail_size) if thumbnail_size else None
     return _Decoded(preprocess(image, config), image.size, thumbnail)
+
+
+def make_thumbnail(image: Image.Image, longest: int = THUMBNAIL_SIZE) -> bytes:
+    """A JPEG preview of `image` fitting `longest` x `longest`, made without touching `image`.
+
+    reducing_gap=1: a box reduction by whole factors first, then bicubic over the remainder, at
+    half the cost of bicubic all the way (the thumbnail is a preview, not what is embedded)."""
+    size = thumbnail_dimensions(image.size, longest)
+    small = image if size == image.size else image.resize(size, Image.Resampling.BICUBIC, reducing_gap=1.0)
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=85)
+    return out.getvalue()
 
 
 def thumbnail_dimensions(size: tuple[int, int], longest: int) -> tuple[int, int]:
