@@ -9,8 +9,9 @@ a flat index outgrowing its size is rebuilt as the planner's choice at once, so 
 not keep every vector of the catalog in memory twice.
 
 An ingest does not hold a `CatalogIndex`: it writes the store batch by batch and ends with
-`publish_index`, which compacts the store and writes a fresh saved index from it in bounded memory;
-a serving process picks that version up when it next opens the index.
+`publish_index`, which compacts the store and brings the saved index up to date (an inverted file is
+extended with the new rows, anything else rebuilt from the store, streamed); a serving process picks
+that version up when it next opens the index.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from catalog_ingest.workspace import Workspace
-from index.build import build_from_store, save_from_store
+from index.build import build_from_store, replay_changes, save_from_store, update_saved
 from index.errors import IndexError_, IndexNotFound
 from index.filters import ItemAttributes
 from index.persistence import load_index, read_manifest, save_index
-from index.planner import FLAT_MAX, plan_index
+from index.planner import FLAT_MAX, IndexPlan, plan_index
 from index.vector_index import VectorIndex
 from index.vector_store import VectorStore
 
@@ -66,13 +67,7 @@ class CatalogIndex:
             index.close()
             plan = plan_index(self.store.count(), self.dim, self.memory_budget)
             return build_from_store(self.store, plan, vectors_path=self._spill)
-        for batch, deleted in self.store.changes_since(covered):
-            if deleted.any():
-                index.delete(batch.ids[deleted])
-            keep = ~deleted
-            if keep.any():
-                attributes = [a for a, k in zip(batch.attributes, keep, strict=True) if k]
-                index.upsert(batch.ids[keep], batch.vectors[keep], attributes)
+        replay_changes(index, self.store, covered)
         return index
 
     def write(self, ids: np.ndarray, vectors: np.ndarray, attributes: Sequence[ItemAttributes]) -> None:
@@ -119,29 +114,67 @@ def publish_index(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     compact: str | None = None,
 ) -> dict:
-    """Compact the store (`compact`: None lets the store decide, 'full', 'tail', or 'none') and save a
-    fresh index of it, streamed from the store, so what an ingest wrote becomes what searches load."""
+    """Compact the store (`compact`: None lets the store decide, 'full', 'tail', or 'none') and make
+    the saved index cover all of it, so what an ingest wrote becomes what searches load.
+
+    An inverted-file index still right for the catalog is updated: the saved version plus the store's
+    later rows, no retraining, no re-encoding (`mode` 'updated'). Otherwise a fresh index is streamed
+    from the store (`mode` 'rebuilt'): the first time, when the kind changes (e.g. flat → ivf-sq8),
+    when the catalog has outgrown the saved lists, when a full compaction dropped tombstones the
+    saved index would need, or when a quarter of its rows would be dead. A flat index is always
+    rebuilt: that is a plain copy of the store (no training), and loading one to update it would hold
+    every vector in memory."""
     store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
     compaction = {"compacted": False} if compact == "none" else store.compact(compact)
     covered = store.last_segment
     plan = plan_index(max(store.count(), 1), dim, memory_budget)
+    directory = workspace.index_dir(model_id)
     try:
-        saved = read_manifest(workspace.index_dir(model_id))
-        if saved.get("extra", {}).get("store_segment") == covered and saved.get("index_type") == plan.spec.kind:
-            return {
-                "count": int(saved["count"]),
-                "index_type": plan.spec.kind,
-                "store_segment": covered,
-                "compaction": compaction,
-                "written": False,
-            }  # nothing new since the saved version
+        saved: dict | None = read_manifest(directory)
     except IndexError_:
-        pass
-    count = save_from_store(store, plan, workspace.index_dir(model_id), extra={"store_segment": covered})
-    return {
-        "count": count,
-        "index_type": plan.spec.kind,
-        "store_segment": covered,
-        "compaction": compaction,
-        "written": True,
-    }
+        saved = None
+    outcome = {"store_segment": covered, "compaction": compaction}
+    if (
+        saved is not None
+        and saved.get("extra", {}).get("store_segment") == covered
+        and saved.get("index_type") == plan.spec.kind
+    ):
+        return {
+            "count": int(saved["count"]),
+            "index_type": plan.spec.kind,
+            **outcome,
+            "written": False,
+            "mode": "unchanged",
+        }
+    if saved is not None and _updatable(saved, plan, store, covered):
+        spill = directory.parent / f".update-{os.getpid()}-{next(_spill_numbers)}.f32"
+        try:
+            count = update_saved(
+                store, directory, int(saved["extra"]["store_segment"]), spill, extra={"store_segment": covered}
+            )
+        except IndexError_:
+            count = None  # a damaged saved index: rebuild it from the store
+        finally:
+            spill.unlink(missing_ok=True)
+        if count is not None:
+            return {"count": count, "index_type": saved["index_type"], **outcome, "written": True, "mode": "updated"}
+    count = save_from_store(store, plan, directory, extra={"store_segment": covered})
+    return {"count": count, "index_type": plan.spec.kind, **outcome, "written": True, "mode": "rebuilt"}
+
+
+def _updatable(saved: dict, plan: IndexPlan, store: VectorStore, covered: int) -> bool:
+    """Whether the saved index can be brought up to date rather than rebuilt (see `publish_index`)."""
+    since = saved.get("extra", {}).get("store_segment")
+    engine = saved.get("engine", {})
+    return (
+        not plan.spec.exact
+        and saved.get("index_type") == plan.spec.kind
+        and saved.get("model_id") == store.model_id
+        and saved.get("dim") == store.dim
+        and isinstance(since, int)
+        and since <= covered
+        and store.replayable_since(since)
+        # Lists sized for a quarter of today's catalog or more: the catalog has not outgrown them.
+        and plan.spec.nlist <= 2 * int(engine.get("nlist", 0))
+        and engine.get("pq_m") == plan.spec.pq_m
+    )

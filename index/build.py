@@ -1,4 +1,5 @@
-"""Build a `VectorIndex` from the vector store, the source of truth, or write one straight to disk."""
+"""Build a `VectorIndex` from the vector store, the source of truth, write one straight to disk, or
+bring a saved one up to date with what the store gained since it was saved."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from index.persistence import (
     ENGINE_FILE,
     VECTORS_FILE,
     NpyWriter,
+    load_index,
     new_version,
     publish_version,
+    save_index,
     write_json,
 )
 from index.planner import IndexPlan
@@ -109,3 +112,47 @@ def save_from_store(
     }
     publish_version(directory, version, partial, fields, extra)
     return count
+
+
+def replay_changes(index: VectorIndex, store: VectorStore, since: int) -> None:
+    """Apply to `index`, which covered store segment `since`, every store row written after it.
+
+    A merged file spanning `since` is replayed whole (see `VectorStore.changes_since`); rows the
+    index already holds unchanged are skipped, so such a replay leaves no dead rows behind."""
+    for batch, deleted in store.changes_since(since):
+        if deleted.any():
+            index.delete(batch.ids[deleted])
+        keep = np.flatnonzero(~deleted)
+        if len(keep):
+            attributes = [batch.attributes[i] for i in keep.tolist()]
+            fresh = ~index.holds(batch.ids[keep], batch.vectors[keep], attributes)
+            if fresh.any():
+                changed = keep[fresh]
+                attributes = [batch.attributes[i] for i in changed.tolist()]
+                index.upsert(batch.ids[changed], batch.vectors[changed], attributes)
+
+
+def update_saved(
+    store: VectorStore,
+    directory: Path,
+    since: int,
+    spill_path: Path,
+    max_dead_share: float = 0.25,
+    extra: dict[str, Any] | None = None,
+) -> int | None:
+    """Extend the saved index in `directory` (which covered store segment `since`) with the store's
+    later rows and save it as a new version: no retraining and no re-encoding of the rows it had, so
+    a small update to a large catalog costs the update plus a copy of the files, not a rebuild.
+
+    Returns the number of vectors, or None (nothing written) when the update would leave more than
+    `max_dead_share` of the rows dead: a rebuild from the store is due then. Vectors added here go
+    to `spill_path`, not memory; the caller removes that file."""
+    index = load_index(directory, expected_model_id=store.model_id, expected_dim=store.dim, vectors_path=spill_path)
+    try:
+        replay_changes(index, store, since)
+        if index.rows - index.count > max_dead_share * max(index.rows, 1):
+            return None
+        save_index(index, directory, extra=extra)
+        return index.count
+    finally:
+        index.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -145,9 +146,32 @@ class VectorRows:
         return self.take(np.arange(start, stop))
 
     def chunks(self, size: int = 65536) -> Iterator[np.ndarray]:
-        """Consecutive blocks, for saving and scanning without one big copy."""
-        for start in range(0, len(self), size):
+        """Consecutive blocks, for saving and scanning without one big copy.
+
+        A base memory-mapped whole from its file is read with plain reads instead: streaming a large
+        saved index into a new version then leaves none of its pages mapped into this process."""
+        first_tail_row = 0
+        if _whole_file_map(self._base):
+            base = self._base
+            with open(base.filename, "rb") as handle:  # type: ignore[union-attr]
+                handle.seek(base.offset)  # type: ignore[union-attr]
+                for start in range(0, len(base), size):
+                    rows = min(size, len(base) - start)
+                    yield np.fromfile(handle, np.float32, rows * self.dim).reshape(rows, self.dim)
+            first_tail_row = len(base)
+        for start in range(first_tail_row, len(self), size):
             yield self.slice(start, min(start + size, len(self)))
+
+
+def _whole_file_map(array: np.ndarray) -> bool:
+    """Whether `array` is a float32 memory map of a whole file's data (what `np.load(mmap_mode=...)` gives)."""
+    if not isinstance(array, np.memmap) or array.filename is None or not len(array):
+        return False
+    try:
+        size = os.path.getsize(array.filename)
+    except OSError:
+        return False
+    return array.dtype == np.float32 and array.flags.c_contiguous and size == array.offset + array.nbytes
 
 
 class _FileRows:

@@ -150,6 +150,42 @@ class VectorIndex:
             row = int(self._id_map.rows_of(np.asarray([item_id]))[0])
             return self._vectors.take(np.asarray([row]))[0] if row >= 0 else None
 
+    def holds(
+        self, ids: Sequence[int] | np.ndarray, vectors: np.ndarray, attributes: Sequence[ItemAttributes]
+    ) -> np.ndarray:
+        """Per id, whether the index already holds it live with exactly this vector and these attributes.
+
+        A replay of store rows the index may already have (a merged file that spans the point it was
+        saved at) skips those, so replaying adds no dead rows."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        with self._lock.read():
+            rows = self._id_map.rows_of(ids)
+            same = rows >= 0
+            where = np.flatnonzero(same)
+            if not len(where):
+                return same
+            held = rows[where]
+            columns = self._attributes
+            wanted = [attributes[i] for i in where.tolist()]
+            stored_price = columns.price.view[held]
+            price = np.fromiter((a.price for a in wanted), np.float32, len(wanted))
+            equal = (self._vectors.take(held) == vectors[where]).all(axis=1)
+            equal &= (stored_price == price) | (np.isnan(stored_price) & np.isnan(price))
+            equal &= columns.in_stock.view[held] == np.fromiter((a.in_stock for a in wanted), np.bool_, len(wanted))
+            names_c, names_v = columns.categories.names, columns.vendors.names
+            codes_c, codes_v = columns.category.view[held].tolist(), columns.vendor.view[held].tolist()
+            equal &= np.fromiter(
+                (
+                    names_c[c] == a.category and names_v[v] == a.vendor
+                    for a, c, v in zip(wanted, codes_c, codes_v, strict=True)
+                ),
+                np.bool_,
+                len(wanted),
+            )
+            same[where] = equal
+            return same
+
     def search(self, queries: np.ndarray, k: int = 10, search_filter: SearchFilter | None = None) -> SearchResult:
         """Top-k ids and cosine scores for each query vector (shape (D,) or (N, D))."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
