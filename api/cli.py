@@ -11,6 +11,7 @@ from api.demo import demo_command
 from api.serve_cli import serve_command, users_app
 from catalog_ingest.cli import (
     bench_ingest,
+    bench_publish,
     demo_catalog_command,
     demo_queries_command,
     doctor_command,
@@ -42,6 +43,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(users_app, name="users")
 bench_app.command("index")(bench_index)
 bench_app.command("ingest")(bench_ingest)
+bench_app.command("publish")(bench_publish)
 app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)
 app.command("search")(search_command)

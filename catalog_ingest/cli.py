@@ -216,6 +216,24 @@ def bench_ingest(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
+def bench_publish(
+    n: Annotated[str, typer.Option("--n", help="Vectors in the catalog, e.g. 200k, 1M.")] = "200k",
+    dim: Annotated[int, typer.Option(help="Vector dimension.")] = 512,
+    update_share: Annotated[
+        float, typer.Option(help="Share of the catalog the update adds (a quarter of that is removed).")
+    ] = 0.01,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The end of an ingest on a large catalog: extending the saved index against rebuilding it (same run)."""
+    from catalog_ingest.publish_bench import run_publish_bench
+    from index.bench import parse_count
+
+    if not 0 < update_share <= 1:
+        _fail("--update-share must be above 0 and at most 1")
+    result = run_publish_bench(parse_count(n), dim, update_share, log=lambda m: err.print(m, style="dim"))
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
 def demo_catalog_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (one sub-folder per vendor).")],
     seed: Annotated[int, typer.Option(help="Generator seed: the same seed writes the same catalog.")] = 7,

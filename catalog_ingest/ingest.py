@@ -11,7 +11,7 @@ never reached the database are tombstoned when the next run starts.
 
 Memory follows the batch, not the catalog: no index is held during the run (the vendor's vectors,
 for near-duplicates, wait in a scratch inverted file on disk); at the end the store is compacted and
-the saved index rewritten from it, streamed (`publish_index`).
+the saved index brought up to date from it (`publish_index`: extended, or rebuilt streamed).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class IngestSummary:
     duplicate_skus: list[dict] = field(default_factory=list)
     near_duplicates: list[dict] = field(default_factory=list)
     near_duplicates_count: int = 0
+    index: dict = field(default_factory=dict)  # how the saved index was brought up to date
 
     def to_json(self) -> dict:
         rejected_rows = {(r.row, r.line, r.sku) for r in self.rejected}
@@ -101,6 +102,7 @@ class IngestSummary:
             "duration_s": round(self.duration_s, 2),
             "rows_per_s": round(self.rows / self.duration_s, 2) if self.duration_s else 0.0,
             "images_per_s": round(self.images_embedded / self.duration_s, 2) if self.duration_s else 0.0,
+            "index": self.index,
             "rejects": [r.to_json() for r in self.rejected],
         }
 
@@ -217,7 +219,8 @@ def ingest_catalog(
             near.close()
             near = None
         release_freed_memory()
-        publish_index(workspace, model_id, dim)
+        published = publish_index(workspace, model_id, dim)
+        summary.index = {key: published[key] for key in ("mode", "index_type", "count")}
         fetcher.close()
         summary.duration_s = time.perf_counter() - began
         if progress:

@@ -319,6 +319,37 @@ def test_after_ingest_the_saved_index_holds_every_product_and_the_store_is_compa
     assert check_workspace(workspace)["healthy"]
 
 
+def test_a_small_reingest_extends_the_saved_inverted_file(tmp_path: Path, workspace, embedder, monkeypatch):
+    """A vendor's small change to a catalog large enough for an inverted file updates the saved index
+    (no rebuild), and what it changed is what searches find."""
+    import index.planner as planner
+
+    monkeypatch.setattr(planner, "FLAT_MAX", 300)
+    rows = make_rows(400)
+    first = ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace).to_json()
+    assert first["index"] == {"mode": "rebuilt", "index_type": "ivf-sq8", "count": 400}
+    rows[7]["image"] = "photos/p00900.jpg"  # a new photo for product 7
+    rows = [*rows[:390], *make_rows(20, start=1000)]  # 10 products gone, 20 new
+    again = ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace, IngestOptions(sync=True))
+    data = again.to_json()
+    assert (data["accepted"], data["updated"], data["removed"]) == (20, 1, 10)
+    assert data["index"] == {"mode": "updated", "index_type": "ivf-sq8", "count": 410}
+    from index.persistence import load_index
+    from index.vector_store import VectorStore
+
+    model_id = embedder.manifest.model_id
+    store = VectorStore(workspace.vectors_dir(model_id), model_id, embedder.manifest.embed_dim)
+    saved = load_index(workspace.index_dir(model_id))  # what a server loads, before any replay of its own
+    try:
+        assert np.array_equal(saved.ids(), np.sort(store.live_ids())) and len(saved) == 410
+    finally:
+        saved.close()
+    assert _search(workspace, embedder, product_photo(1005))[0].sku == "SKU-01005"
+    assert _search(workspace, embedder, product_photo(900))[0].sku == "SKU-00007"
+    assert all(hit.sku != "SKU-00395" for hit in _search(workspace, embedder, product_photo(395), k=10))
+    assert check_workspace(workspace)["healthy"]
+
+
 def test_near_duplicates_are_found_within_the_vendor_across_runs(tmp_path: Path, workspace, embedder):
     rows = make_rows(6)
     strict = IngestOptions(near_duplicate_threshold=0.9999)  # only the same photo counts

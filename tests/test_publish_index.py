@@ -144,3 +144,13 @@ def test_a_damaged_saved_index_is_rebuilt_from_the_store(catalog):
     outcome = publish_index(workspace, MODEL, DIM)
     assert outcome["mode"] == "rebuilt" and outcome["count"] == 4001
     load_index(directory).close()  # the new version passes its checksums
+
+
+def test_bench_publish_reports_both_ways_on_the_same_store(small_flat_limit):
+    from catalog_ingest.publish_bench import run_publish_bench
+
+    result = run_publish_bench(3000, dim=16, update_share=0.05, queries=20, log=lambda _: None)
+    assert result["index_type"] == "ivf-sq8" and result["update_mode"] == "updated"
+    assert result["count"] == 3000 + 150 - 37
+    assert result["rebuilt_publish_s"] > 0 and result["updated_publish_s"] > 0
+    assert result["recall_at_10_updated"] > 0.5 and result["recall_at_10_rebuilt"] > 0.5
