@@ -168,7 +168,8 @@ def ingest_catalog(
             else None
         )
         runner = _BatchRunner(vendor, vendor_id, embedder, store, near, sessions, resolver, workspace, options, summary)
-        seen = _SeenProducts()
+        seen = _SeenProducts()  # valid rows: what the run ingests
+        listed = _SeenProducts()  # rejected rows' skus: what --sync must not remove either
         batch: list = []
         prepared: list[_Pending] | None = None
         with (
@@ -181,9 +182,13 @@ def ingest_catalog(
                 if record.problem:
                     summary.rejected.append(Rejection(record.number, "", "row", record.problem, line=record.line))
                     continue
-                checked = validate(record.number or 0, options.mapping.apply(record.values))
+                values = options.mapping.apply(record.values)
+                checked = validate(record.number or 0, values)
                 if isinstance(checked, list):
                     summary.rejected.extend(checked)
+                    sku = values.get("sku", "").strip()
+                    if sku:  # still listed: --sync keeps the product it had (the row is only reported)
+                        listed.add(product_id(vendor, sku), record.number or 0)
                     continue
                 pid = product_id(vendor, checked.sku)
                 kept_row = seen.get(pid)
@@ -213,7 +218,7 @@ def ingest_catalog(
                 runner.finish(prepared)
             runner.wait_for_commit()
         if options.sync:
-            summary.removed = runner.remove_absent(seen)
+            summary.removed = runner.remove_absent(seen, listed)
         runner.near = None
         if near is not None:
             near.close()
@@ -517,11 +522,12 @@ class _BatchRunner:
                     )
                 break
 
-    def remove_absent(self, present: _SeenProducts) -> int:
-        """--sync: remove this vendor's products that the file no longer lists."""
+    def remove_absent(self, present: _SeenProducts, listed: _SeenProducts) -> int:
+        """--sync: remove this vendor's products that the file no longer lists. A product whose row
+        is in the file but was rejected this time (a price typo, say) stays as it was."""
         with self.sessions() as session:
             mine = np.fromiter(session.scalars(select(Product.id).where(Product.vendor_id == self.vendor_id)), np.int64)
-        absent = mine[~present.contains(mine)]
+        absent = mine[~present.contains(mine) & ~listed.contains(mine)]
         ids: list[int] = []
         for start in range(0, len(absent), 500):  # a session per chunk: bounded identity map
             with self.sessions() as session:

@@ -74,8 +74,12 @@ HOSTILE = [
     ({"sku": ""}, "sku", "missing"),
     ({"price": "abc"}, "price", "not a number"),
     ({"price": "-5"}, "price", "negative"),
-    ({"price": "inf"}, "price", "not a number"),
-    ({"price": "NaN"}, "price", "not a number"),
+    ({"price": "inf"}, "price", "not a finite number"),
+    ({"price": "NaN"}, "price", "not a finite number"),
+    ({"price": "1e+16"}, "price", "above the largest price"),
+    ({"price": "12.5.3"}, "price", "not a number"),
+    ({"category": "c" * 301}, "category", "longer than 300"),
+    ({"brand": "b" * 201}, "brand", "longer than 200"),
     ({"title": "x" * 301}, "title", "longer than 300"),
     ({"currency": "euros"}, "currency", "3-letter"),
     ({"in_stock": "perhaps"}, "in_stock", "yes/no"),
@@ -111,6 +115,12 @@ def test_hostile_rows_are_reported_and_never_sink_good_ones(tmp_path: Path, work
         assert words in by_row[number]["reason"], (number, by_row[number])
     assert summary["duplicate_skus"][0]["sku"] == rows[-1]["sku"]
     assert set(_products(workspace)) == {r["sku"] for r in rows[len(HOSTILE) :]}
+    assert summary["rejected"] == len(HOSTILE) + 1 and len(summary["rejects"]) == len(HOSTILE) + 1
+    by_reason = summary["rejected_by_reason"]
+    assert by_reason["price: 'abc' is not a number"] == 1 and by_reason["sku: duplicate sku"] == 1
+    assert sum(by_reason.values()) == len(HOSTILE) + 1
+    assert summary["images_embedded"] == 10 and summary["duration_s"] > 0
+    assert summary["images_per_s"] == pytest.approx(10 / summary["duration_s"], rel=0.05)
 
 
 def test_csv_dialects_bom_semicolons_tabs_quoted_newlines_bad_records(tmp_path: Path, workspace, embedder):
@@ -183,6 +193,11 @@ def test_reingest_is_idempotent_updates_only_what_changed_and_syncs(tmp_path: Pa
     write_csv(catalog, rows[:9])
     synced = ingest_catalog(catalog, "acme", embedder, workspace, IngestOptions(sync=True)).to_json()
     assert synced["removed"] == 3 and len(_products(workspace)) == 9
+    rows[2]["price"] = "twelve"  # still listed, but rejected this time: --sync must keep what it had
+    write_csv(catalog, rows[:9])
+    typo = ingest_catalog(catalog, "acme", embedder, workspace, IngestOptions(sync=True)).to_json()
+    assert (typo["removed"], typo["rejected"], typo["unchanged"]) == (0, 1, 8)
+    assert str(_products(workspace)["SKU-00002"].price) == "12.50" and len(_products(workspace)) == 9
     report = check_workspace(workspace)
     assert report["healthy"] and report["models"][0]["vectors_in_store"] == 9
 
