@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from catalog_ingest.errors import CatalogError
-from catalog_ingest.workspace import Workspace
+from catalog_ingest.workspace import Workspace, safe_name
 
 err = Console(stderr=True)
 
@@ -113,9 +113,10 @@ def ingest_command(
 
 def _write_reports(workspace: Workspace, data: dict) -> Path:
     workspace.reports_dir.mkdir(parents=True, exist_ok=True)
-    base = workspace.reports_dir / f"ingest-{data['job_id']:06d}-{data['vendor']}"
-    base.with_suffix(".json").write_text(json.dumps(data, indent=2))
-    with base.with_suffix(".csv").open("w", newline="") as handle:
+    # with_name, not with_suffix: a vendor named "acme.com" must not lose its ".com" to the suffix.
+    base = workspace.reports_dir / f"ingest-{data['job_id']:06d}-{safe_name(data['vendor'])}"
+    base.with_name(base.name + ".json").write_text(json.dumps(data, indent=2))
+    with base.with_name(base.name + ".csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["row", "line", "sku", "field", "reason"])
         writer.writeheader()
         for row in data["rejects"]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from catalog_ingest.db import database_url
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """`name` as one file-name part: anything but letters, digits, `_`, `.` and `-` becomes `_`."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
@@ -37,10 +38,10 @@ class Workspace:
         return os.environ.get("VITRINE_DATABASE_URL") or database_url(self.home)
 
     def vectors_dir(self, model_id: str) -> Path:
-        return self.home / "vectors" / _safe(model_id)
+        return self.home / "vectors" / safe_name(model_id)
 
     def index_dir(self, model_id: str) -> Path:
-        return self.home / "index" / _safe(model_id)
+        return self.home / "index" / safe_name(model_id)
 
     @property
     def images_dir(self) -> Path:
