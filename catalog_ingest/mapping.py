@@ -3,6 +3,7 @@
 [columns]                  # field = "their header", or a list: the first non-empty wins
 sku = "pid"
 price = ["discounted_price", "retail_price"]
+images = ["image_2", "image_3"]   # extra images: every listed column counts, not just the first
 [constants]                # a value for every row
 currency = "INR"
 [transforms]               # named clean-ups of one field
@@ -14,6 +15,7 @@ folder = "images"          # relative image paths are resolved inside this sub-f
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,8 +44,24 @@ def category_path(value: str) -> str:
     return " > ".join(parts[:2])
 
 
+_PLAIN_PRICE = re.compile(r"[^\d]{0,4}\d[\d.,]*(?:[eE][+-]?\d+)?[^\d]{0,4}")
+_PRICE_IN_TEXT = re.compile(r"\bprice\s*:?\s*(?:rs\.?|inr|₹|\$|€|£|usd|eur|gbp)?\s*(\d[\d.,]*\d|\d)", re.IGNORECASE)
+
+
+def price_in_text(value: str) -> str:
+    """A price as it is, or the one a text states ("... Price: Rs. 299 ..."), or "" when it states none.
+
+    For a last fallback column such as a description: some vendors' rows carry their price only there."""
+    text = value.strip()
+    if _PLAIN_PRICE.fullmatch(text):
+        return text
+    found = _PRICE_IN_TEXT.search(text)
+    return found.group(1) if found else ""
+
+
 TRANSFORMS: dict[str, Callable[[str], str]] = {
     "category_path": category_path,
+    "price_in_text": price_in_text,
     "lower": str.lower,
     "strip": str.strip,
 }
@@ -111,7 +129,9 @@ class ColumnMapping:
                 out[name] = self.constants[name]
                 continue
             value = ""
-            for source in self.sources(name):
+            if name == "images":  # every extra-image column counts, not just the first non-empty
+                value = "\n".join(ref for c in self._image_columns(raw) for ref in _image_refs(str(raw[c])))
+            for source in self.sources(name) if name != "images" else ():
                 candidate = raw.get(source)
                 if candidate is not None and str(candidate).strip() != "":
                     value = str(candidate)
@@ -120,3 +140,26 @@ class ColumnMapping:
                 value = TRANSFORMS[self.transforms[name]](value)
             out[name] = value
         return out
+
+    def _image_columns(self, raw: dict[str, object]) -> list[str]:
+        """The columns holding extra images: the mapped ones, or else `images` and any numbered image
+        column (`image_2`, `image3`, `Image 4`) a file with Vitrine's own headers may carry."""
+        if "images" in self.columns:
+            return [c for c in self.columns["images"] if raw.get(c) is not None]
+        return [c for c in raw if raw[c] is not None and (c == "images" or _NUMBERED_IMAGE.fullmatch(c))]
+
+
+_NUMBERED_IMAGE = re.compile(r"images?[ _-]?\d+", re.IGNORECASE)
+
+
+def _image_refs(text: str) -> list[str]:
+    """One cell's image references: a JSON list, or references separated by `|` or new lines."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+            if isinstance(items, list):
+                return [str(item).strip() for item in items if str(item).strip()]
+        except ValueError:
+            pass
+    return [part.strip() for part in re.split(r"[|\n]", text) if part.strip()]
