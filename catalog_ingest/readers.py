@@ -116,15 +116,35 @@ def _csv(opener) -> tuple[list[str], Iterator[RawRecord]]:  # type: ignore[no-un
     text = sample.decode("utf-8", errors="replace")
     if not text.strip():
         raise CatalogError("The catalog file is empty.")
-    try:
-        delimiter = csv.Sniffer().sniff(text.split("\n", 50)[0] + "\n", delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = ","
+    delimiter = _delimiter(text)
     headers = next(csv.reader(io.StringIO(text), delimiter=delimiter))
     headers = [h.strip() for h in headers]
     if len(set(headers)) != len(headers):
         raise CatalogError(f"The catalog repeats column names: {headers}.")
     return headers, _csv_records(opener, headers, delimiter)
+
+
+DELIMITERS = ",;\t|"
+
+
+def _delimiter(sample: str) -> str:
+    """The delimiter among `DELIMITERS` that splits the header into the most columns while the first
+    rows split into as many: the header alone can mislead (`sku;title;price (EUR, incl. VAT)`)."""
+    lines = sample.splitlines(keepends=True)
+    if len(sample) >= 65536 and len(lines) > 1:
+        lines = lines[:-1]  # the sample may end mid-row
+    head = "".join(lines[:200])
+
+    def score(delimiter: str) -> tuple[float, int]:
+        rows = [row for row in csv.reader(io.StringIO(head), delimiter=delimiter) if row][:21]
+        if not rows or len(rows[0]) < 2:
+            return (0.0, 0)
+        width = len(rows[0])
+        agreeing = sum(len(row) == width for row in rows[1:]) / max(len(rows) - 1, 1)
+        return (agreeing, width)
+
+    best = max(DELIMITERS, key=score)
+    return best if score(best)[1] >= 2 else ","
 
 
 def _csv_records(opener, headers: list[str], delimiter: str) -> Iterator[RawRecord]:  # type: ignore[no-untyped-def]

@@ -70,6 +70,17 @@ def test_good_csv_becomes_searchable_products(tmp_path: Path, workspace, embedde
     assert check_workspace(workspace)["healthy"]
 
 
+def test_the_database_is_a_sqlite_file_in_wal_mode(tmp_path: Path, workspace, embedder):
+    """WAL: a server reads while an ingest writes. The file says so to any other connection."""
+    import sqlite3
+    from contextlib import closing
+
+    ingest_catalog(write_csv(tmp_path / "c.csv", make_rows(2)), "acme", embedder, workspace)
+    with closing(sqlite3.connect(workspace.home / "vitrine.db")) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("SELECT count(*) FROM products").fetchone()[0] == 2
+
+
 HOSTILE = [
     ({"sku": ""}, "sku", "missing"),
     ({"price": "abc"}, "price", "not a number"),
@@ -132,6 +143,9 @@ def test_csv_dialects_bom_semicolons_tabs_quoted_newlines_bad_records(tmp_path: 
     tsv = tmp_path / "tabs.tsv"
     write_csv(tsv, make_rows(3, start=10), delimiter="\t")
     assert ingest_catalog(tsv, "tabs", embedder, workspace).to_json()["accepted"] == 3
+    piped = [{**row, "notes (internal, not shown)": "x"} for row in make_rows(3, start=30)]  # a comma in a header
+    write_csv(tmp_path / "pipes.csv", piped, delimiter="|")
+    assert ingest_catalog(tmp_path / "pipes.csv", "pipes", embedder, workspace).to_json()["accepted"] == 3
     broken = tmp_path / "broken.csv"
     write_csv(broken, make_rows(4, start=20))
     lines = broken.read_bytes().split(b"\n")
