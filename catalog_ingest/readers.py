@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,10 +56,13 @@ class OpenCatalog:
     records: Iterator[RawRecord]
     zip_file: zipfile.ZipFile | None = None
     root: Path | None = None  # folder that relative image paths are resolved in (not for zips)
+    scratch: Path | None = None  # a zipped Parquet file, copied out to be read; removed on close
 
     def close(self) -> None:
         if self.zip_file is not None:
             self.zip_file.close()
+        if self.scratch is not None:
+            self.scratch.unlink(missing_ok=True)
 
 
 def open_catalog(path: Path) -> OpenCatalog:
@@ -103,9 +108,24 @@ def _open_zip(path: Path) -> OpenCatalog:
         raise CatalogError(f"A catalog zip must hold exactly one CSV, JSONL or Parquet file; {path} holds: {names}.")
     member = candidates[0]
     kind = CATALOG_SUFFIXES[Path(member.filename).suffix.lower()]
-    opener = (lambda: archive.open(member)) if kind != "parquet" else (lambda: io.BytesIO(archive.read(member)))
-    headers, records = _READERS[kind](opener)
-    return OpenCatalog(path, kind, headers, records, zip_file=archive)
+    if kind != "parquet":
+        headers, records = _READERS[kind](lambda: archive.open(member))
+        return OpenCatalog(path, kind, headers, records, zip_file=archive)
+    # Parquet is read by seeking (footer first, then row groups): copied out to a scratch file, a
+    # stream at a time, rather than read whole into memory or re-inflated from the start at each seek.
+    with (
+        tempfile.NamedTemporaryFile(prefix="vitrine-catalog-", suffix=".parquet", delete=False) as scratch,
+        archive.open(member) as packed,
+    ):
+        shutil.copyfileobj(packed, scratch, 1 << 20)
+    scratch_path = Path(scratch.name)
+    try:
+        headers, records = _READERS[kind](lambda: scratch_path.open("rb"))
+    except CatalogError:
+        scratch_path.unlink(missing_ok=True)
+        archive.close()
+        raise
+    return OpenCatalog(path, kind, headers, records, zip_file=archive, scratch=scratch_path)
 
 
 def _csv(opener) -> tuple[list[str], Iterator[RawRecord]]:  # type: ignore[no-untyped-def]

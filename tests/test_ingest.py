@@ -181,6 +181,35 @@ def test_jsonl_parquet_and_zip_catalogs(tmp_path: Path, workspace, embedder):
     assert summary["accepted"] == 3 and "inside the catalog" in summary["rejects"][0]["reason"]
 
 
+def test_a_zipped_parquet_catalog_is_streamed_from_a_scratch_copy(tmp_path: Path, workspace, embedder, monkeypatch):
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    rows = make_rows(1200, start=300)
+    (tmp_path / "z").mkdir()
+    parquet = write_parquet(tmp_path / "z" / "c.parquet", rows)
+    pq.write_table(pq.read_table(parquet), parquet, row_group_size=500)  # several row groups to seek between
+    archive = tmp_path / "parquet.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as handle:
+        handle.write(parquet, "c.parquet")
+        for row in rows:
+            handle.write(tmp_path / "z" / row["image"], row["image"])
+    from catalog_ingest.readers import open_catalog
+
+    opened = open_catalog(archive)
+    assert opened.scratch is not None and opened.scratch.parent == scratch  # a file to seek in, not bytes in memory
+    assert opened.scratch.stat().st_size == parquet.stat().st_size
+    opened.close()
+    assert not list(scratch.iterdir())
+    summary = ingest_catalog(archive, "zipped-parquet", embedder, workspace).to_json()
+    assert (summary["rows"], summary["accepted"]) == (1200, 1200)
+    assert not list(scratch.iterdir())  # the scratch copy went with the run
+
+
 def test_whole_file_problems_stop_before_anything_is_written(tmp_path: Path, workspace, embedder):
     (tmp_path / "c.xlsx").write_bytes(b"PK not really")
     with pytest.raises(CatalogError, match="Unknown catalog format"):
