@@ -30,7 +30,8 @@ class FetchPolicy:
     """How URLs are fetched. `allow_hosts` lets named hosts or addresses through the address guard
     (tests serve images from 127.0.0.1 this way); nothing else that is not public gets through."""
 
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # for each connect and each read
+    total_timeout_s: float = 60.0  # for a whole response: a server that drips bytes is cut off
     max_bytes: int = MAX_IMAGE_BYTES
     retries: int = 3
     backoff_s: float = 0.5
@@ -122,10 +123,13 @@ class UrlFetcher:
                         f"over the {self.policy.max_bytes / 1e6:.0f} MB limit: {int(declared) / 1e6:.1f} MB ({url})"
                     )
                 chunks, total = [], 0
+                deadline = time.monotonic() + self.policy.total_timeout_s
                 for chunk in response.iter_bytes():
                     total += len(chunk)
                     if total > self.policy.max_bytes:
                         raise ImageUnavailable(f"more than the {self.policy.max_bytes / 1e6:.0f} MB limit ({url})")
+                    if time.monotonic() > deadline:
+                        raise _Retryable(f"the response took longer than {self.policy.total_timeout_s:.0f} s")
                     chunks.append(chunk)
                 return url, b"".join(chunks)
         except httpx.TimeoutException:
@@ -134,7 +138,10 @@ class UrlFetcher:
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None
 
     def _check_peer(self, url: str, response: httpx.Response) -> None:
-        """The address actually connected to must pass too: DNS may answer differently the second time."""
+        """The address actually connected to must pass too: DNS may answer differently the second time.
+        (A host allowed by name is allowed whatever it resolves to.)"""
+        if urlsplit(url).hostname in self.policy.allow_hosts:
+            return
         stream = response.extensions.get("network_stream")
         peer = stream.get_extra_info("server_addr") if stream is not None else None
         if peer:

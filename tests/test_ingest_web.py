@@ -48,6 +48,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, b"<!DOCTYPE html><html><body>Not found</body></html>", "image/jpeg")
         if self.path == "/huge.jpg":
             return self._send(200, b"\xff\xd8" + b"\0" * 3_000_000, "image/jpeg")
+        if self.path == "/to-file.jpg":
+            return self._redirect("file:///etc/passwd")
+        if self.path == "/chunked-huge.jpg":  # no Content-Length: only the bytes as they arrive can tell
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.end_headers()
+            try:
+                for _ in range(40):
+                    self.wfile.write(b"\0" * 100_000)
+            except OSError:
+                pass  # the fetcher hung up at its limit, as it should
+            return None
+        if self.path == "/drip.jpg":  # each read well inside the timeout, the whole response not
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"\xff")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the fetcher hung up, as it should
+            return None
         if self.path == "/slow.jpg":
             time.sleep(3)
             return self._send(200, product_photo(1), "image/jpeg")
@@ -98,13 +123,48 @@ def test_fetches_retries_and_follows_safe_redirects(server):
         ("/page.jpg", "web page"),
         ("/huge.jpg", "MB limit"),
         ("/slow.jpg", "timed out"),
+        ("/to-file.jpg", "only http and https"),
+        ("/chunked-huge.jpg", "more than the 2 MB limit"),
+        ("/drip.jpg", "took longer than 1 s"),
         ("/missing.jpg", "answered 404"),
     ],
 )
 def test_refuses_what_is_not_a_safe_image(server, path, words):
-    fetcher = _fetcher(max_bytes=2_000_000, retries=0, timeout_s=0.5)
+    fetcher = _fetcher(max_bytes=2_000_000, retries=0, timeout_s=0.5, total_timeout_s=1.0)
     with pytest.raises(ImageUnavailable, match=re.escape(words)):
         fetcher.fetch(f"{server}{path}")
+
+
+def test_a_host_allowed_by_name_is_let_through_after_it_resolves(server):
+    by_name = server.replace("127.0.0.1", "localhost")
+    assert _fetcher(allow_hosts=frozenset({"localhost"})).fetch(f"{by_name}/photo/4.jpg") == product_photo(4)
+    with pytest.raises(ImageUnavailable, match="non-public"):  # the name, not what it resolves to
+        _fetcher(allow_hosts=frozenset({"example.org"})).fetch(f"{by_name}/photo/4.jpg")
+
+
+def test_concurrent_fetches_are_limited(server):
+    """At most `concurrency` requests are in flight, however many threads ask."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fetcher = _fetcher(concurrency=2, timeout_s=5.0)
+    in_flight, peak, lock = 0, 0, threading.Lock()
+    fetch = fetcher._get
+
+    def counting_get(url: str):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        try:
+            return fetch(url)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    fetcher._get = counting_get  # type: ignore[method-assign]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        bodies = list(pool.map(fetcher.fetch, [f"{server}/slow.jpg"] * 4))
+    assert bodies == [product_photo(1)] * 4 and peak == 2
 
 
 @pytest.mark.parametrize(
