@@ -128,18 +128,21 @@ class ColumnMapping:
             if name in self.constants:
                 out[name] = self.constants[name]
                 continue
-            value = ""
             if name == "images":  # every extra-image column counts, not just the first non-empty
-                value = "\n".join(ref for c in self._image_columns(raw) for ref in _image_refs(str(raw[c])))
-            for source in self.sources(name) if name != "images" else ():
-                candidate = raw.get(source)
-                if candidate is not None and str(candidate).strip() != "":
-                    value = str(candidate)
-                    break
+                value = "\n".join(ref for c in self._image_columns(raw) for ref in split_image_refs(str(raw[c])))
+            else:
+                value = self._first_filled(raw, name)
             if value and name in self.transforms:
                 value = TRANSFORMS[self.transforms[name]](value)
             out[name] = value
         return out
+
+    def _first_filled(self, raw: dict[str, object], name: str) -> str:
+        for source in self.sources(name):
+            candidate = raw.get(source)
+            if candidate is not None and str(candidate).strip() != "":
+                return str(candidate)
+        return ""
 
     def _image_columns(self, raw: dict[str, object]) -> list[str]:
         """The columns holding extra images: the mapped ones, or else `images` and any numbered image
@@ -152,7 +155,7 @@ class ColumnMapping:
 _NUMBERED_IMAGE = re.compile(r"images?[ _-]?\d+", re.IGNORECASE)
 
 
-def _image_refs(text: str) -> list[str]:
+def split_image_refs(text: str) -> list[str]:
     """One cell's image references: a JSON list, or references separated by `|` or new lines."""
     text = text.strip()
     if text.startswith("["):

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from catalog_ingest.mapping import split_image_refs
+
 MAX_TITLE = 300
 MAX_SKU = 128
 MAX_DESCRIPTION = 20_000
@@ -165,18 +167,8 @@ def _decimal(number: str) -> Decimal | None:
 
 
 def _images(image: str, images: str) -> tuple[str, ...]:
-    refs: list[str] = []
-    for text in (image, images):
-        text = text.strip()
-        if text.startswith("["):
-            try:
-                refs.extend(str(v) for v in json.loads(text))
-                continue
-            except ValueError:
-                pass
-        refs.extend(part for part in re.split(r"[|\n]", text))
-    cleaned = [r.strip() for r in refs if r.strip()]
-    return tuple(dict.fromkeys(cleaned))  # keep order, drop repeats
+    refs = [*split_image_refs(image), *split_image_refs(images)]
+    return tuple(dict.fromkeys(refs))  # keep order, drop repeats
 
 
 def _stock(text: str, problems: list[tuple[str, str]]) -> bool:
