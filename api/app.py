@@ -28,14 +28,14 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from api.errors import ServiceError
-from api.index_watch import watch_index
-from api.lifecycle import label
-from api.outbox import FileOutbox, Outbox
-from api.payments import PaymentProvider, open_provider
-from api.settings import Settings
-from catalog_ingest.db import make_engine, session_factory
+from catalog.db import make_engine, session_factory
+from catalog.index_watch import watch_index
 from vision.errors import ImageRejected
+from workflow.errors import ServiceError
+from workflow.lifecycle import label
+from workflow.outbox import FileOutbox, Outbox
+from workflow.payments import PaymentProvider, open_provider
+from workflow.settings import Settings
 
 log = logging.getLogger("vitrine.web")
 HERE = Path(__file__).resolve().parent
@@ -202,7 +202,7 @@ def create_app(
     sessions = session_factory(engine)
     owns_search = search is None
     if search is None:
-        from api.search_service import SearchService
+        from catalog.search_service import SearchService
 
         search = SearchService(
             settings.workspace,

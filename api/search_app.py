@@ -13,9 +13,9 @@ from litestar import Litestar
 from sqlalchemy.engine import Engine
 
 from api.routes.search import search_routes
-from api.search_service import SearchService
-from catalog_ingest.db import make_engine, session_factory
-from catalog_ingest.workspace import Workspace
+from catalog.db import make_engine, session_factory
+from catalog.search_service import SearchService
+from catalog.workspace import Workspace
 from vision.model_store import DEFAULT_MODEL
 
 

@@ -1,4 +1,4 @@
-"""Vendor catalog ingest: readers, validation, image fetching, dedup, batch embedding.
+"""Vendor catalogs in: readers, column mappings, row validation, image fetching, near-duplicates, ingest runs.
 
-Not built yet: see the catalog ingest issue.
+Writes through the catalog package (database, vector store, index publish); the web app never imports it.
 """

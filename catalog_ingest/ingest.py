@@ -30,17 +30,17 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from catalog_ingest.catalog_index import publish_index
-from catalog_ingest.db import IngestJob, Product, ProductImage, Vendor, make_engine, session_factory
+from catalog.catalog_index import publish_index
+from catalog.db import IngestJob, Product, ProductImage, Vendor, make_engine, session_factory
+from catalog.ids import image_id, product_id, product_of_image
+from catalog.workspace import Workspace
 from catalog_ingest.errors import CatalogError, ImageUnavailable
-from catalog_ingest.ids import image_id, product_id, product_of_image
 from catalog_ingest.images import FetchPolicy, ImageResolver, UrlFetcher
 from catalog_ingest.mapping import ColumnMapping
 from catalog_ingest.memory import release_freed_memory
 from catalog_ingest.near_duplicates import VendorVectors
 from catalog_ingest.readers import open_catalog
 from catalog_ingest.validation import CatalogRow, Rejection, validate
-from catalog_ingest.workspace import Workspace
 from index.filters import ItemAttributes
 from index.vector_store import VectorStore
 from vision.embedder import Embedder

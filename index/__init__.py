@@ -1,4 +1,4 @@
-"""The FAISS vector index: int64 ids, filters, persistence, index choice. Knows no images and no web.
+"""The FAISS vector index: int64 ids, filters, persistence, the Parquet vector store, index choice.
 
-Not built yet: see the vector index issue.
+Knows no images, no catalog and no web: vectors and item attributes in, ranked ids out.
 """

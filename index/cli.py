@@ -146,22 +146,3 @@ def index_info(index: IndexOption = None, model: ModelOption = None) -> None:
         print(json.dumps(read_manifest(index or _locations(None, None, model)[1]), indent=2))
     except IndexError_ as exc:
         _fail(str(exc))
-
-
-def bench_index(
-    n: Annotated[str, typer.Option("--n", help="Vectors, e.g. 100k, 1M, 5M.")] = "100k",
-    dim: Annotated[int, typer.Option(help="Vector dimension.")] = 512,
-    kind: Annotated[str, typer.Option(help="auto (planner), flat, ivf-sq8 or ivf-pq.")] = "auto",
-    memory_budget: BudgetOption = "4GB",
-    nprobe: Annotated[int, typer.Option(help="Inverted lists probed per query (before filter scaling).")] = 16,
-    queries: Annotated[int, typer.Option(help="Queries for recall and batch throughput.")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Build time, memory, recall@10 and latency of the index on the fixed synthetic generator, vs exact search."""
-    from index.bench import IndexBenchSettings, parse_count, run_index_bench
-
-    settings = IndexBenchSettings(
-        n=parse_count(n), dim=dim, kind=kind, memory_budget=parse_size(memory_budget), nprobe=nprobe, queries=queries
-    )
-    result = run_index_bench(settings, log=lambda m: err.print(m, style="dim"))
-    print(json.dumps(result, indent=None if as_json else 2))

@@ -13,14 +13,14 @@ import re
 import shutil
 from pathlib import Path
 
+from shared_data import FLIPKART, REPO_ROOT, require
 from webapp import build_catalog
 
+from catalog.workspace import Workspace
 from catalog_ingest.ingest import IngestOptions, ingest_catalog
 from catalog_ingest.mapping import ColumnMapping
-from catalog_ingest.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parents[1]
-FLIPKART = (ROOT / ".." / "shared" / "data" / "flipkart-sample").resolve()
+ROOT = REPO_ROOT
 FLIPKART_MAPPING = ROOT / "catalog_ingest" / "mappings" / "flipkart.toml"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -59,6 +59,7 @@ def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
 
 def watch_rows(count: int, max_bytes: int = 120_000) -> list[dict[str, str]]:
     """The first `count` watches of the Flipkart sample whose photo is on disk and small (fast to embed)."""
+    require(FLIPKART)
     with (FLIPKART / "flipkart_com-ecommerce_sample_1050.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     chosen = []

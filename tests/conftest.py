@@ -6,9 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-FLIPKART_IMAGES = (SHARED_DATA / "flipkart-sample" / "images").resolve()
+from shared_data import FLIPKART, require
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,9 +31,14 @@ def tiny(store):
 
 
 @pytest.fixture(scope="session")
-def real_photos() -> list[Path]:
+def flipkart() -> Path:
+    """The shared Flipkart sample (a real vendor catalog with photos); skipped where it is absent."""
+    return require(FLIPKART)
+
+
+@pytest.fixture(scope="session")
+def real_photos(flipkart: Path) -> list[Path]:
     """Real product photos of the shared vendor catalog, largest first."""
-    photos = sorted(FLIPKART_IMAGES.glob("*.jpg"), key=lambda p: p.stat().st_size, reverse=True)
-    if not photos:
-        pytest.fail(f"the shared test data is missing: {FLIPKART_IMAGES}")
+    photos = sorted((flipkart / "images").glob("*.jpg"), key=lambda p: p.stat().st_size, reverse=True)
+    assert photos, f"no photos in {flipkart / 'images'}"
     return photos

@@ -12,8 +12,8 @@ from pathlib import Path
 import uvicorn
 from catalogs import make_rows, write_csv
 
+from catalog.workspace import Workspace
 from catalog_ingest.ingest import ingest_catalog
-from catalog_ingest.workspace import Workspace
 from vision.embedder import Embedder
 
 

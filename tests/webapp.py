@@ -14,10 +14,10 @@ import uvicorn
 from catalogs import make_rows, write_csv
 
 from api.app import create_app
-from api.payments import TestPaymentProvider
-from api.settings import Settings
+from catalog.workspace import Workspace
 from catalog_ingest.ingest import ingest_catalog
-from catalog_ingest.workspace import Workspace
+from workflow.payments import TestPaymentProvider
+from workflow.settings import Settings
 
 SCRIPT_TITLE = "<script>alert(1)</script>"
 _CSRF_INPUT = re.compile(r'name="_csrf_token" value="([^"]+)"')

@@ -11,10 +11,10 @@ from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, HeaderParameter, JSONBody, MultipartBody
 
-from api import offers_service, requests_service
 from api.routes.common import state, to_thread
 from api.routes.customer import create_from_upload, read_upload
-from api.views import customer_view
+from workflow import offers_service, requests_service
+from workflow.views import customer_view
 
 
 @dataclass

@@ -10,8 +10,8 @@ from litestar import MediaType, Request
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
 
-from api import staff_sessions
-from api.models import User
+from workflow import staff_sessions
+from workflow.models import User
 
 NOTICE_COOKIE = "vitrine_notice"
 
@@ -32,7 +32,7 @@ async def current_user(request: Request) -> User | None:
 
 async def require_user(request: Request, *roles: str) -> User:
     from api.app import LoginRequired
-    from api.errors import Forbidden
+    from workflow.errors import Forbidden
 
     user = await current_user(request)
     if user is None:

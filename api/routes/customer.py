@@ -9,13 +9,13 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 from litestar.response import File, Redirect
 
-from api import offers_service, requests_service
-from api.errors import Invalid, NotFound
 from api.routes.common import notice_redirect, page, request_link, state, to_thread
-from api.search_service import QueryInput
-from api.uploads import check_photo, image_path, store_photo
-from api.views import customer_view
+from catalog.search_service import QueryInput
 from vision.errors import ImageRejected
+from workflow import offers_service, requests_service
+from workflow.errors import Invalid, NotFound
+from workflow.uploads import check_photo, image_path, store_photo
+from workflow.views import customer_view
 
 ACCEPTED_TYPES = "image/jpeg,image/png,image/webp,image/heic,image/heif,image/avif,image/gif,image/bmp,image/tiff"
 

@@ -10,10 +10,10 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
-from api import claims, offers_service, requests_service, staff_sessions, users, workbench
-from api.errors import Invalid
 from api.routes.common import notice_redirect, page, request_link, require_user, state, to_thread
-from api.views import operator_view
+from workflow import claims, offers_service, requests_service, staff_sessions, users, workbench
+from workflow.errors import Invalid
+from workflow.views import operator_view
 
 STAFF = ("operator", "admin")
 

@@ -28,7 +28,7 @@ from litestar.status_codes import (
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
 )
 
-from api.search_service import QueryInput, SearchService
+from catalog.search_service import QueryInput, SearchService
 from index.filters import SearchFilter
 from vision.decode import DEFAULT_LIMITS
 from vision.errors import ImageRejected

@@ -5,10 +5,10 @@ from __future__ import annotations
 from litestar import Request, get
 from sqlalchemy import func, select
 
-from api.errors import Forbidden
-from api.models import Offer
 from api.routes.common import page, require_user, state, to_thread
-from catalog_ingest.db import Product, Vendor
+from catalog.db import Product, Vendor
+from workflow.errors import Forbidden
+from workflow.models import Offer
 
 
 @get("/vendor", name="vendor_home", include_in_schema=False)

@@ -1,0 +1,144 @@
+"""`vitrine search`, `vitrine doctor` and `vitrine db ...`: the catalog and its database, from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy import create_engine
+
+from catalog.workspace import Workspace
+from migrations.runner import status, upgrade
+
+err = Console(stderr=True)
+db_app = typer.Typer(help="The database schema: where it stands and bringing it up to date.", no_args_is_help=True)
+
+ModelOption = Annotated[
+    str | None, typer.Option("--model", "-m", help="Embedding model [default: $VITRINE_MODEL or vit-b-32-laion2b].")
+]
+
+
+def _model(name: str | None) -> str:
+    from vision.model_store import DEFAULT_MODEL
+
+    return name or os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def search_command(
+    photo: Annotated[Path | None, typer.Argument(help="A photo to search with.")] = None,
+    text: Annotated[str | None, typer.Option(help="Words to search with (alone or with the photo).")] = None,
+    k: Annotated[int, typer.Option(help="Products to return.")] = 10,
+    model: ModelOption = None,
+    min_price: Annotated[float | None, typer.Option(help="Lowest price.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Highest price.")] = None,
+    category: Annotated[list[str] | None, typer.Option(help="Only this category (repeatable).")] = None,
+    vendor: Annotated[list[str] | None, typer.Option(help="Only this vendor (repeatable).")] = None,
+    in_stock: Annotated[bool | None, typer.Option("--in-stock/--out-of-stock", help="Stock filter.")] = None,
+    text_weight: Annotated[float, typer.Option(help="Weight of the words when both are given.")] = 0.3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find the products a customer would be offered for a photo and/or words."""
+    import numpy as np
+
+    from catalog.catalog_index import CatalogIndex
+    from catalog.db import make_engine, session_factory
+    from catalog.product_search import search_products
+    from index.filters import SearchFilter
+    from vision.embedder import l2_normalise, open_embedder
+    from vision.errors import ImageRejected, ModelUnavailable
+    from vision.pipeline import load_pixels
+
+    if photo is None and not text:
+        _fail("give a photo, --text, or both")
+    try:
+        embedder = open_embedder(_model(model), "onnx")
+        parts = []
+        if photo is not None:
+            parts.append(
+                (
+                    1.0 - (text_weight if text else 0.0),
+                    embedder.embed_pixels(load_pixels(photo, embedder.manifest.preprocess)[None])[0],
+                )
+            )
+        if text:
+            parts.append((text_weight if photo is not None else 1.0, embedder.embed_texts([text])[0]))
+        query = l2_normalise(np.sum([w * v for w, v in parts], axis=0)[None])[0]
+        search_filter = SearchFilter.of(
+            min_price=min_price, max_price=max_price, categories=category, vendors=vendor, in_stock=in_stock
+        )
+    except (ImageRejected, ModelUnavailable, ValueError) as exc:
+        _fail(str(exc))
+    workspace = Workspace.from_env()
+    engine = make_engine(workspace.database_url)
+    index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim)
+    hits = search_products(index, session_factory(engine), query, k, search_filter)
+    index.close()
+    if as_json:
+        print(json.dumps([h.to_json() for h in hits]))
+        return
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:>3}. {hit.score:.3f}  {hit.vendor}/{hit.sku}  {hit.title[:70]}  {hit.price} {hit.currency}")
+
+
+def doctor_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check that every product image has a vector and every vector a product, in store and index. Exit 1 if not."""
+    from catalog.doctor import check_workspace
+
+    report = check_workspace(Workspace.from_env())
+    if as_json:
+        print(json.dumps(report))
+    else:
+        for model in report["models"]:
+            drift = model["index_missing"]["count"] + model["index_extra"]["count"]
+            err.print(
+                f"{model['model_id']}: {model['images_in_database']:,} images, "
+                f"{model['vectors_in_store']:,} stored vectors, {model['vectors_in_index']:,} indexed; "
+                f"without vector {model['images_without_vector']['count']}, "
+                f"without product {model['vectors_without_product']['count']}, index drift {drift}"
+            )
+        err.print("healthy" if report["healthy"] else "[bold red]mismatch found[/]")
+    if not report["healthy"]:
+        raise typer.Exit(1)
+
+
+@db_app.command("current")
+def db_current(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show the database's revision, the newest this version knows, and whether an upgrade is due."""
+    engine = create_engine(Workspace.from_env().database_url)
+    try:
+        found = status(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        print(json.dumps({"current": found.current, "head": found.head, "state": found.state}))
+        return
+    current = found.current or ("none (0.1.0 schema)" if found.has_tables else "none (empty database)")
+    print(f"current: {current}\nhead:    {found.head}\nstate:   {found.state}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations the database lacks (a second run has nothing to do). Back up the data folder first."""
+    engine = create_engine(Workspace.from_env().database_url)
+    try:
+        found = status(engine)
+        if found.state == "current":
+            err.print(f"the database is already at {found.head}: nothing to do")
+            return
+        if found.state == "ahead":
+            err.print(f"[bold red]error:[/] the database is at {found.current}, newer than this version ({found.head})")
+            raise typer.Exit(2)
+        before, after = upgrade(engine)
+    finally:
+        engine.dispose()
+    origin = before or ("the 0.1.0 schema" if found.has_tables else "an empty database")
+    err.print(f"upgraded the database from {origin} to {after}")

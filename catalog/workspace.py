@@ -1,0 +1,65 @@
+"""Where a Vitrine installation keeps its data: one folder (`VITRINE_HOME`, default ./var).
+
+vitrine.db                 the database (or VITRINE_DATABASE_URL)
+vectors/<model>/           Parquet vector store per model (the source of truth)
+index/<model>/             the FAISS index per model (derived, rebuildable)
+images/ab/abcdef....jpg    content-addressed thumbnails
+reports/                   ingest reject reports
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.db import database_url
+
+
+def safe_name(name: str) -> str:
+    """`name` as one file-name part: anything but letters, digits, `_`, `.` and `-` becomes `_`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Workspace:
+        return cls(Path(os.environ.get("VITRINE_HOME", "var")).resolve())
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def database_url(self) -> str:
+        return os.environ.get("VITRINE_DATABASE_URL") or database_url(self.home)
+
+    def vectors_dir(self, model_id: str) -> Path:
+        return self.home / "vectors" / safe_name(model_id)
+
+    def index_dir(self, model_id: str) -> Path:
+        return self.home / "index" / safe_name(model_id)
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def thumbnail_path(self, sha256: str) -> Path:
+        return self.images_dir / sha256[:2] / f"{sha256}.jpg"
+
+    def store_thumbnail(self, sha256: str, jpeg: bytes) -> None:
+        """Content-addressed, so a duplicate image is stored once; written aside and renamed."""
+        path = self.thumbnail_path(sha256)
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(jpeg)
+        os.replace(temporary, path)

@@ -1,0 +1,1 @@
+"""The `vitrine` command, assembled from the packages' own command groups."""

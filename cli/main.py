@@ -1,0 +1,40 @@
+"""The `vitrine` command: one entry point whose subcommands come from each package's own command group."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import serve_command
+from benchmarks.cli import bench_app
+from catalog.cli import db_app, doctor_command, search_command
+from catalog_ingest.cli import ingest_command
+from demo.cli import demo_app, models_train_demo
+from evaluation.cli import eval_command
+from index.cli import index_app
+from vision.cli import embed_command, models_app
+from workflow.cli import users_app
+
+app = typer.Typer(
+    name="vitrine",
+    help="Vitrine: image-first visual product search with humans in the loop.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+models_app.command("train-demo")(models_train_demo)
+
+app.add_typer(models_app, name="models")
+app.add_typer(demo_app, name="demo")
+app.add_typer(index_app, name="index")
+app.add_typer(bench_app, name="bench")
+app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
+app.command("embed")(embed_command)
+app.command("ingest")(ingest_command)
+app.command("search")(search_command)
+app.command("doctor")(doctor_command)
+app.command("eval")(eval_command)
+app.command("serve")(serve_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,128 @@
+"""`vitrine demo`: the whole product on one machine with no network, in one command.
+
+The first run generates the demo catalog, ingests it with the committed demo model and creates a demo
+operator; every step leaves a marker in the data folder, so a second run skips straight to serving.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+DEMO_OPERATOR = "demo-operator"
+
+
+@dataclass(frozen=True)
+class DemoState:
+    catalog: Path
+    operator: str
+    password: str
+
+
+def _generate_catalog(root: Path, seed: int, products: int) -> None:
+    from demo.catalog import write_demo_catalog
+
+    marker = root / ".generated"
+    if marker.is_file() and json.loads(marker.read_text()) == {"seed": seed, "products": products}:
+        return
+    err.print(f"generating the demo catalog: {products} products (seed {seed}) in {root}")
+    write_demo_catalog(root, seed, products, progress=None)
+    marker.write_text(json.dumps({"seed": seed, "products": products}))
+
+
+def _ingest_catalog(root: Path, model: str, backend: str) -> None:
+    from catalog.workspace import Workspace
+    from catalog_ingest.ingest import ingest_catalog
+    from demo.catalog import DemoCatalog
+    from vision.embedder import open_embedder
+
+    embedder = open_embedder(model, backend)  # type: ignore[arg-type]
+    marker = root / f".ingested-{embedder.manifest.model_id.replace('/', '_')}"
+    if marker.is_file():
+        return
+    workspace = Workspace.from_env()
+    for vendor, path in DemoCatalog.open(root).vendor_files.items():
+        summary = ingest_catalog(path, vendor, embedder, workspace)
+        err.print(f"ingested {vendor}: {summary.accepted} products")
+    marker.write_text(embedder.manifest.model_id)
+
+
+def _demo_operator(home: Path) -> tuple[str, str]:
+    """The demo operator account; its password is generated once and kept in the data folder."""
+    from sqlalchemy import select
+
+    from catalog.db import make_engine, session_factory
+    from catalog.workspace import Workspace
+    from workflow.models import User
+    from workflow.users import add_user
+
+    secret = home / "demo" / "operator-password"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    if not secret.is_file():
+        secret.write_text(secrets.token_urlsafe(12))
+        secret.chmod(0o600)
+    password = secret.read_text().strip()
+    engine = make_engine(Workspace.from_env().database_url)
+    try:
+        sessions = session_factory(engine)
+        with sessions() as session:
+            exists = session.scalar(select(User.id).where(User.name == DEMO_OPERATOR)) is not None
+        if not exists:
+            add_user(sessions, DEMO_OPERATOR, "operator", password)
+    finally:
+        engine.dispose()
+    return DEMO_OPERATOR, password
+
+
+def prepare_demo(model: str, backend: str, seed: int, products: int) -> DemoState:
+    """Catalog, ingest and operator account; each step is skipped when already done."""
+    from catalog.workspace import Workspace
+
+    home = Workspace.from_env().home
+    root = home / "demo" / "catalog"
+    _generate_catalog(root, seed, products)
+    _ingest_catalog(root, model, backend)
+    operator, password = _demo_operator(home)
+    return DemoState(root, operator, password)
+
+
+def demo_command(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model to run: the committed `demo` model, or e.g. vit-b-32-laion2b.")
+    ] = "demo",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated catalog.")] = 7,
+    products: Annotated[int, typer.Option(help="Products in the generated catalog.")] = 2000,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Build everything, do not serve.")] = False,
+) -> None:
+    """Generate and ingest the demo catalog, create a demo operator, and serve the app on localhost."""
+    import os
+
+    from api.cli import serve_command
+    from migrations.runner import SchemaError
+    from vision.errors import ModelUnavailable
+
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        state = prepare_demo(model, "onnx", seed, products)
+    except (ModelUnavailable, SchemaError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    base = f"http://{host}:{port}"
+    err.print(f"[bold]customer[/]   {base}/")
+    err.print(f"[bold]operator[/]   {base}/login   (user {state.operator}, password {state.password})")
+    err.print(f"[bold]API docs[/]   {base}/schema   (OpenAPI JSON: {base}/schema/openapi.json)")
+    if prepare_only:
+        return
+    os.environ["VITRINE_MODEL"] = model
+    serve_command(host=host, port=port, model=model)

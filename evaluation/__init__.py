@@ -1,0 +1,1 @@
+"""Retrieval quality as numbers: the evaluation harness behind `vitrine eval` and its baselines."""

@@ -1,0 +1,1 @@
+"""Model manifests, open_clip configs and the small committed demo model: data, shipped in the wheel."""

@@ -1,0 +1,139 @@
+"""Schema migrations: fresh databases, a 0.1.0 data folder brought up to date with every row kept,
+refusal to run on a database that is behind, and models that match the migrations exactly."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from typer.testing import CliRunner
+from webapp import start_site
+
+import workflow.models  # noqa: F401  (the workflow's tables join the catalog's metadata)
+from catalog.db import Base, make_engine
+from catalog.workspace import Workspace
+from cli.main import app
+from migrations.runner import DatabaseAhead, DatabaseBehind, head_revision, status
+
+FIXTURE = Path(__file__).with_name("vitrine-0.1.0.sql")
+CATALOG_TABLES = ("vendors", "products", "product_images", "ingest_jobs")
+runner = CliRunner()
+
+
+def _words(output: str) -> str:
+    """Command output with the terminal's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        tables = [t for t in inspect(connection).get_table_names() if t != "alembic_version"]
+        counts = {t: connection.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in tables}
+    engine.dispose()
+    return counts
+
+
+def _load_0_1_0(home: Path, only: tuple[str, ...] | None = None) -> str:
+    """A data folder whose database was made by Vitrine 0.1.0 (optionally with only some of its tables)."""
+    home.mkdir(parents=True, exist_ok=True)
+    database = home / "vitrine.db"
+    connection = sqlite3.connect(database)
+    connection.executescript(FIXTURE.read_text())
+    if only is not None:
+        names = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for name in names:
+            if name not in only:
+                connection.execute(f'DROP TABLE "{name}"')
+        connection.commit()
+    connection.close()
+    return f"sqlite:///{database}"
+
+
+def test_a_fresh_database_is_created_at_the_newest_revision(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        found = status(engine)
+        assert (found.current, found.state) == (head_revision(), "current")
+        assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_the_models_match_the_migrations_exactly(tmp_path):
+    """A model change without its migration fails here, listing the differences to write."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'head.db'}")
+    try:
+        with engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+
+
+def test_a_0_1_0_database_is_refused_until_upgraded_then_keeps_every_row(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    url = _load_0_1_0(home)
+    before = _row_counts(url)
+    assert len(before) == 12 and all(count >= 1 for count in before.values()), before
+    monkeypatch.setenv("VITRINE_HOME", str(home))
+
+    with pytest.raises(DatabaseBehind, match="vitrine db upgrade"):
+        make_engine(url)
+    current = runner.invoke(app, ["db", "current", "--json"])
+    assert current.exit_code == 0 and '"state": "behind"' in current.output and '"current": null' in current.output
+    serve = runner.invoke(app, ["serve", "--model", "test-tiny"])
+    assert serve.exit_code == 2 and "vitrine db upgrade" in _words(serve.output)
+    assert _row_counts(url) == before  # refusing touched nothing
+
+    upgraded = runner.invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "0.1.0 schema" in _words(upgraded.output) and head_revision() in upgraded.output
+    again = runner.invoke(app, ["db", "upgrade"])
+    assert again.exit_code == 0 and "nothing to do" in _words(again.output)
+    assert _row_counts(url) == before
+
+    site, server = start_site(Workspace(home))
+    try:
+        customer = site.client()
+        page = customer.get("/r/tok-" + "x" * 40)
+        assert page.status_code == 200 and "Blue glazed mug" in page.text and "Is it dishwasher safe?" in page.text
+        as_json = customer.get("/api/requests/tok-" + "x" * 40).json()
+        assert as_json["status"] == "paid" and as_json["offers"][0]["price"] in ("1299.00", "1299", 1299)
+        operator = site.client()
+        assert operator.login("olga", "correct horse battery staple").status_code == 303
+        workbench = operator.get("/operator/requests/1")
+        assert workbench.status_code == 200 and "carla@example.com" in workbench.text
+        vendor = site.client()
+        assert vendor.login("acme-staff", "another long secret").status_code == 303
+        assert "Blue glazed mug" in vendor.get("/vendor").text
+    finally:
+        server.stop()
+
+
+def test_an_ingest_only_0_1_0_folder_gains_the_web_tables_and_keeps_its_catalog(tmp_path, monkeypatch):
+    """0.1.0's `vitrine ingest` created only the catalog's tables; the upgrade adds the rest."""
+    home = tmp_path / "home"
+    url = _load_0_1_0(home, only=CATALOG_TABLES)
+    before = _row_counts(url)
+    assert set(before) == set(CATALOG_TABLES)
+    monkeypatch.setenv("VITRINE_HOME", str(home))
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    after = _row_counts(url)
+    assert set(after) == set(Base.metadata.tables)
+    assert {t: after[t] for t in CATALOG_TABLES} == before
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    make_engine(url).dispose()
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    engine.dispose()
+    with pytest.raises(DatabaseAhead, match="newer Vitrine"):
+        make_engine(url)

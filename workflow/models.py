@@ -1,0 +1,188 @@
+"""The tables of the web app, on the catalog's declarative Base so one database holds everything.
+
+Portable SQL only. Money is Numeric(14, 2). Times are stored in UTC; SQLite hands them back
+naive, so readers go through `utc()`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from catalog.db import Base
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """Aware UTC datetime from what the database returned (SQLite drops the zone)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # operator | admin | vendor
+    password_hash: Mapped[str] = mapped_column(String(200))
+    vendor_id: Mapped[int | None] = mapped_column(ForeignKey("vendors.id"), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class CustomerRequest(Base):
+    """One customer's photo and wishes; the token is the customer's only key to it."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    words: Mapped[str] = mapped_column(Text, default="")
+    budget: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    photo_width: Mapped[int] = mapped_column(Integer)
+    photo_height: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The claim: a lock with an expiry. Abandoned work (expiry passed) is open again.
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)  # who sent offers
+    accepted_offer_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
+    operator: Mapped[User | None] = relationship(foreign_keys=[operator_id])
+    candidates: Mapped[list[Candidate]] = relationship(
+        back_populates="request", order_by="(Candidate.round.desc(), Candidate.rank)", cascade="all, delete-orphan"
+    )
+    offers: Mapped[list[Offer]] = relationship(back_populates="request", order_by="Offer.id")
+    messages: Mapped[list[Message]] = relationship(back_populates="request", order_by="Message.id")
+
+
+class Candidate(Base):
+    """A ranked search hit stored with the request; round 0 is the instant search at submission."""
+
+    __tablename__ = "candidates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    rank: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[int] = mapped_column(BigInteger)
+    image_id: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+    query: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # how this round searched
+
+    request: Mapped[CustomerRequest] = relationship(back_populates="candidates")
+
+
+class Offer(Base):
+    """A priced proposal; product facts are copied so a later catalog change does not alter it."""
+
+    __tablename__ = "offers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    product_id: Mapped[int] = mapped_column(BigInteger)
+    vendor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    title: Mapped[str] = mapped_column(String(300))
+    vendor: Mapped[str] = mapped_column(String(200))
+    image_sha256: Mapped[str] = mapped_column(String(64), default="")
+    price: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="sent")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+    request: Mapped[CustomerRequest] = relationship(back_populates="offers")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    author: Mapped[str] = mapped_column(String(20))  # customer | operator | system
+    author_name: Mapped[str] = mapped_column(String(100), default="")
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+    request: Mapped[CustomerRequest] = relationship(back_populates="messages")
+
+
+class Payment(Base):
+    """One authorisation attempt. `live_request_id` equals `request_id` while the money is held or
+    taken and NULL otherwise: its unique constraint lets the database itself refuse a second live
+    payment for one request (NULLs never collide, in SQLite and PostgreSQL alike)."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("live_request_id", name="uq_payment_one_live_per_request"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id"))
+    live_request_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider_ref: Mapped[str] = mapped_column(String(200), default="")
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    card_last4: Mapped[str] = mapped_column(String(4), default="")
+    status: Mapped[str] = mapped_column(
+        String(20)
+    )  # pending|authorised|declined|captured|capture_failed|voided|refunded
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
+
+
+class StaffSession(Base):
+    """A signed-in staff member's session. The cookie holds a random token; only its sha256 is stored,
+    a new one is made at every sign-in (no fixation) and signing out deletes it (revocation)."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,146 @@
+"""Plain dictionaries describing a request for the pages and the JSON API (one source for both)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from catalog.db import Product, ProductImage, Vendor
+from workflow.audit import trail
+from workflow.lifecycle import label
+from workflow.models import Candidate, CustomerRequest, Payment, User, utc
+from workflow.requests_service import estimate_reply
+
+
+def image_url(sha256: str) -> str:
+    return f"/images/{sha256}.jpg" if sha256 else ""
+
+
+def _iso(moment) -> str | None:  # type: ignore[no-untyped-def]
+    value = utc(moment)
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def candidates(session: Session, request: CustomerRequest, round_: int | None = None) -> list[dict]:
+    """The ranked candidates of one search round (default: the latest), with live product facts."""
+    if round_ is None:
+        round_ = session.scalar(select(func.max(Candidate.round)).where(Candidate.request_id == request.id)) or 0
+    rows = session.execute(
+        select(Candidate, Product, Vendor.name, ProductImage.sha256)
+        .join(Product, Product.id == Candidate.product_id)
+        .join(Vendor, Vendor.id == Product.vendor_id)
+        .outerjoin(ProductImage, ProductImage.id == Candidate.image_id)
+        .where(Candidate.request_id == request.id, Candidate.round == round_)
+        .order_by(Candidate.rank)
+    ).all()
+    return [
+        {
+            "product_id": c.product_id,
+            "rank": c.rank + 1,
+            "score": round(c.score, 4),
+            "title": p.title,
+            "vendor": vendor,
+            "price": str(p.price),
+            "currency": p.currency,
+            "category": p.category,
+            "in_stock": p.in_stock,
+            "url": p.url,
+            "image_url": image_url(sha or ""),
+        }
+        for c, p, vendor, sha in rows
+    ]
+
+
+def offer_dict(offer) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": offer.id,
+        "product_id": offer.product_id,
+        "title": offer.title,
+        "vendor": offer.vendor,
+        "price": str(offer.price),
+        "currency": offer.currency,
+        "note": offer.note,
+        "status": offer.status,
+        "expires_at": _iso(offer.expires_at),
+        "image_url": image_url(offer.image_sha256),
+    }
+
+
+def customer_view(session: Session, request: CustomerRequest) -> dict:
+    """Everything the customer may see of their request."""
+    estimate = estimate_reply(session, request)
+    operator = session.get(User, request.operator_id) if request.operator_id else None
+    payment = session.scalar(
+        select(Payment).where(Payment.request_id == request.id).order_by(Payment.id.desc()).limit(1)
+    )
+    return {
+        "token": request.token,
+        "status": request.status,
+        "status_label": label(request.status),
+        "created_at": _iso(request.created_at),
+        "words": request.words,
+        "budget": str(request.budget) if request.budget is not None else None,
+        "photo_url": image_url(request.photo_sha256),
+        "estimate": estimate.to_json() if estimate else None,
+        "operator": operator.name if operator else None,
+        "instant_matches": candidates(session, request, 0),
+        "offers": [offer_dict(o) for o in request.offers],
+        "messages": [
+            {"author": m.author, "name": m.author_name, "body": m.body, "at": _iso(m.created_at)}
+            for m in request.messages
+        ],
+        "payment": (
+            {
+                "status": payment.status,
+                "amount": str(payment.amount),
+                "currency": payment.currency,
+                "card_last4": payment.card_last4,
+                "test": payment.test,
+                "message": payment.message,
+            }
+            if payment
+            else None
+        ),
+    }
+
+
+def operator_view(session: Session, request: CustomerRequest) -> dict:
+    """The customer view plus the claim, the latest search round and the audit trail."""
+    view = customer_view(session, request)
+    holder = session.get(User, request.claimed_by_id) if request.claimed_by_id else None
+    latest = session.scalar(select(func.max(Candidate.round)).where(Candidate.request_id == request.id)) or 0
+    last_query = session.scalar(
+        select(Candidate.query).where(Candidate.request_id == request.id, Candidate.round == latest).limit(1)
+    )
+    view.update(
+        {
+            "id": request.id,
+            "email": request.email,
+            "category": request.category,
+            "photo_size": f"{request.photo_width}x{request.photo_height}",
+            "claimed_by": holder.name if holder else None,
+            "claim_expires_at": _iso(request.claim_expires_at),
+            "round": latest,
+            "last_query": last_query or {},
+            "candidates": candidates(session, request, latest),
+            "payments": [
+                {
+                    "id": p.id,
+                    "status": p.status,
+                    "amount": str(p.amount),
+                    "currency": p.currency,
+                    "provider": p.provider,
+                    "test": p.test,
+                    "card_last4": p.card_last4,
+                    "message": p.message,
+                    "at": _iso(p.created_at),
+                }
+                for p in session.scalars(select(Payment).where(Payment.request_id == request.id).order_by(Payment.id))
+            ],
+            "audit": [
+                {"at": _iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail or {}}
+                for e in trail(session, request.id)
+            ],
+        }
+    )
+    return view

@@ -1,0 +1,143 @@
+"""The operator's refined search: the customer's photo (optionally cropped), extra words and
+filters; the ranked result is stored as the request's next candidate round."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from catalog.search_service import QueryInput, SearchService
+from catalog.workspace import Workspace
+from index.filters import SearchFilter
+from vision.errors import ImageRejected
+from workflow import audit
+from workflow.claims import actor, require_claim
+from workflow.errors import Invalid, NotFound
+from workflow.models import Candidate, CustomerRequest, User
+from workflow.uploads import read_photo
+
+
+@dataclass(frozen=True)
+class Refinement:
+    crop: tuple[float, float, float, float] | None = None
+    words: str = ""
+    use_photo: bool = True
+    min_price: float | None = None
+    max_price: float | None = None
+    category: str = ""
+    vendor: str = ""
+    in_stock: bool | None = None
+    k: int = 24
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
+
+
+def _number(text: str | None, name: str) -> float | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise Invalid(f"{name} must be a number.") from None
+    if not math.isfinite(value):
+        raise Invalid(f"{name} must be a finite number.")
+    return value
+
+
+def parse_refinement(form: dict) -> Refinement:
+    """Form fields to a refinement; Invalid names the field to fix."""
+    crop = None
+    parts = [form.get(f"crop_{n}") or "" for n in ("x", "y", "w", "h")]
+    if any(p.strip() for p in parts):
+        values = [_number(p, f"Crop {n}") for p, n in zip(parts, "xywh", strict=True)]
+        if any(v is None for v in values):
+            raise Invalid("Give all four crop numbers (x, y, width, height as fractions 0-1), or none.")
+        x, y, w, h = (float(v) for v in values)  # type: ignore[arg-type]
+        if x < 0 or y < 0 or w <= 0 or h <= 0 or x + w > 1.0001 or y + h > 1.0001:
+            raise Invalid(
+                "The crop must lie inside the photo: x, y ≥ 0, width and height > 0, x+width and y+height ≤ 1."
+            )
+        crop = (x, y, w, h)
+    stock = form.get("in_stock") or ""
+    refinement = Refinement(
+        crop=crop,
+        words=(form.get("words") or "").strip()[:500],
+        use_photo=form.get("use_photo", "1") != "0",
+        min_price=_number(form.get("min_price"), "Lowest price"),
+        max_price=_number(form.get("max_price"), "Highest price"),
+        category=(form.get("category") or "").strip(),
+        vendor=(form.get("vendor") or "").strip(),
+        in_stock=True if stock == "yes" else False if stock == "no" else None,
+    )
+    low, high = refinement.min_price, refinement.max_price
+    if low is not None and high is not None and low > high:
+        raise Invalid("The lowest price is above the highest price.")
+    return refinement
+
+
+async def refine(
+    sessions: sessionmaker, search: SearchService, workspace: Workspace, request_id: int, user: User, how: Refinement
+) -> int:
+    """Search again and store the hits as a new round; returns the round number."""
+
+    def load() -> tuple[str, str]:
+        with sessions() as session:
+            request = session.get(CustomerRequest, request_id)
+            if request is None:
+                raise NotFound("There is no request with this number.", "Go back to the queue.")
+            require_claim(session, request, user)
+            return request.photo_sha256, request.words
+
+    sha, customer_words = await asyncio.to_thread(load)
+    photo = read_photo(workspace, sha) if how.use_photo else None
+    words = " ".join(w for w in (customer_words if not how.words else "", how.words) if w).strip() or None
+    if photo is None and not words:
+        raise Invalid("Give some words to search with when the photo is not used.")
+    search_filter = SearchFilter.of(
+        min_price=how.min_price,
+        max_price=how.max_price,
+        categories=[how.category] if how.category else None,
+        vendors=[how.vendor] if how.vendor else None,
+        in_stock=how.in_stock,
+    )
+    try:
+        hits = await search.search(
+            QueryInput(
+                image_bytes=photo,
+                text=words,
+                crop=how.crop if photo is not None else None,
+                search_filter=search_filter,
+                k=how.k,
+            )
+        )
+    except (ImageRejected, ValueError) as exc:
+        raise Invalid(f"The search could not run: {exc}") from None
+
+    def save() -> int:
+        with sessions() as session:
+            latest = session.scalar(select(func.max(Candidate.round)).where(Candidate.request_id == request_id)) or 0
+            round_ = latest + 1
+            for rank, hit in enumerate(hits):
+                session.add(
+                    Candidate(
+                        request_id=request_id,
+                        round=round_,
+                        rank=rank,
+                        product_id=hit.product_id,
+                        image_id=hit.image_id,
+                        score=float(hit.score),
+                        query=how.to_json(),
+                    )
+                )
+            audit.record(
+                session, actor(user), "search.refined", request_id, round=round_, hits=len(hits), **how.to_json()
+            )
+            session.commit()
+            return round_
+
+    return await asyncio.to_thread(save)
