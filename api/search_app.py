@@ -7,12 +7,17 @@ micro-batcher. `uvicorn --factory api.search_app:create_search_app` serves it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 
 from litestar import Litestar
+from litestar.di import Provide
 from sqlalchemy.engine import Engine
 
-from api.routes.search import search_routes
+from api.controllers.search import SearchController
+from api.dependencies import provide_search
+from api.errors import EXCEPTION_HANDLERS
 from catalog.db import make_engine, session_factory
 from catalog.search_service import SearchService
 from catalog.workspace import Workspace
@@ -29,19 +34,26 @@ def service_from_env(engine: Engine) -> SearchService:
     )
 
 
+@contextlib.asynccontextmanager
+async def _service_from_env(app: Litestar) -> AsyncIterator[None]:
+    """Open the search service from the environment at start-up; close it at shut-down."""
+    engine = make_engine(Workspace.from_env().database_url)
+    app.state.search = service_from_env(engine)
+    try:
+        yield
+    finally:
+        app.state.search.close()
+        engine.dispose()
+
+
 def create_search_app(service: SearchService | None = None) -> Litestar:
     """With `service`, serve it (the caller closes it); without, open one from the environment at start-up."""
+    app = Litestar(
+        route_handlers=[SearchController],
+        dependencies={"search": Provide(provide_search, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[] if service is not None else [_service_from_env],
+    )
     if service is not None:
-        app = Litestar(route_handlers=[*search_routes])
         app.state.search = service
-        return app
-
-    def open_service(app: Litestar) -> None:
-        app.state.engine = make_engine(Workspace.from_env().database_url)
-        app.state.search = service_from_env(app.state.engine)
-
-    def close_service(app: Litestar) -> None:
-        app.state.search.close()
-        app.state.engine.dispose()
-
-    return Litestar(route_handlers=[*search_routes], on_startup=[open_service], on_shutdown=[close_service])
+    return app

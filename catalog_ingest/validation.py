@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from catalog.money import PriceError, parse_price
 from catalog_ingest.mapping import split_image_refs
 
 MAX_TITLE = 300
@@ -17,18 +17,8 @@ MAX_SKU = 128
 MAX_DESCRIPTION = 20_000
 MAX_IMAGES = 16
 _CURRENCY = re.compile(r"[A-Z]{3}")
-MAX_PRICE = Decimal("999999999999.99")  # what the products table holds (14 digits, 2 decimals)
 #: Optional text fields and the most characters each may hold (as the products table declares them).
 MAX_FIELD = {"category": 300, "brand": 200, "color": 100}
-# A currency sign or code before or after; the number starts with a digit (so `Rs.1,299` is 1299).
-_PRICE = re.compile(r"[^\d+\-]*?([+-]?\d[\d.,]*)([eE][+-]?\d+)?[^\d]*")
-_NOT_FINITE = {"inf", "infinity", "nan"}
-_NUMBER_FORMS = (  # (pattern, thousands separator, decimal point)
-    (re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"), ",", "."),
-    (re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"), "", "."),
-    (re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?"), ".", ","),
-    (re.compile(r"\d+,\d+"), "", ","),
-)
 _TRUE = {"true", "yes", "y", "1", "in stock", "instock", "available", "t"}
 _FALSE = {"false", "no", "n", "0", "out of stock", "outofstock", "unavailable", "sold out", "f"}
 
@@ -123,47 +113,12 @@ def validate(row: int, values: dict[str, str]) -> CatalogRow | list[Rejection]:
 
 
 def _price(text: str, problems: list[tuple[str, str]]) -> Decimal | None:
-    """A price as vendors write it: a currency sign or code around it (`€12,50`, `Rs. 1,299`,
-    `12.50 EUR`), thousands separators either way (`1,299.00`, `1.299,00`), an exponent as Parquet
-    floats print (`1.5e+2`). Anything else is refused, never read as some other number."""
-    raw = text.strip()
-    if not raw:
-        problems.append(("price", "missing"))
+    """The row's price by the one price grammar (`catalog.money`); its refusal becomes the row's reason."""
+    try:
+        return parse_price(text)
+    except PriceError as exc:
+        problems.append(("price", str(exc)))
         return None
-    if raw.lower().lstrip("+-") in _NOT_FINITE:
-        problems.append(("price", f"{raw!r} is not a finite number"))
-        return None
-    match = _PRICE.fullmatch(raw)
-    if match is None:
-        problems.append(("price", f"{raw!r} is not a number"))
-        return None
-    value = _decimal(match.group(1) + (match.group(2) or ""))
-    if value is None:
-        problems.append(("price", f"{raw!r} is not a number"))
-        return None
-    if not value.is_finite() or not math.isfinite(float(value)):
-        problems.append(("price", f"{raw!r} is not a finite number"))
-        return None
-    if value < 0:
-        problems.append(("price", f"{raw!r} is negative"))
-        return None
-    if value > MAX_PRICE:
-        problems.append(("price", f"{raw!r} is above the largest price accepted ({MAX_PRICE:,})"))
-        return None
-    return value.quantize(Decimal("0.01"))
-
-
-def _decimal(number: str) -> Decimal | None:
-    """Decimal of a number in one of the ways prices are written, tried in this order: `1,299.00`
-    (comma thousands; so a lone `1,299` is 1299), `12.50` or `1.5e2` (point decimal), `1.299,00`
-    (point thousands), `12,50` (comma decimal). Any other arrangement of separators is refused."""
-    sign = number[0] if number[0] in "+-" else ""
-    body = number[len(sign) :]
-    for pattern, thousands, point in _NUMBER_FORMS:
-        if pattern.fullmatch(body):
-            digits = body.replace(thousands, "") if thousands else body
-            return Decimal(sign + digits.replace(point, "."))
-    return None
 
 
 def _images(image: str, images: str) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vision.errors import ImageRejected
+from vision.errors import ImageRejected, ImageTooLarge, ImageUnsupported
 
 try:  # HEIC/HEIF support is optional: present when the pillow-heif plugin is installed.
     from pillow_heif import register_heif_opener
@@ -69,11 +69,11 @@ def decode_image(
     if not data:
         raise ImageRejected("The file is empty (0 bytes); please upload the photo again.")
     if _looks_like_svg(data):
-        raise ImageRejected("SVG vector images are not supported; please export the picture as JPEG or PNG.")
+        raise ImageUnsupported("SVG vector images are not supported; please export the picture as JPEG or PNG.")
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageRejected(
+        raise ImageUnsupported(
             "This is not an image we can read; please send a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF photo."
         ) from None
     except Image.DecompressionBombError:
@@ -190,16 +190,16 @@ def _wide_grey_to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(scaled)
 
 
-def _too_many_bytes(size: int | None, max_bytes: int) -> ImageRejected:
+def _too_many_bytes(size: int | None, max_bytes: int) -> ImageTooLarge:
     shown = f"{size / 1e6:.1f} MB" if size is not None else "more than that"
-    return ImageRejected(
+    return ImageTooLarge(
         f"The file is too large ({shown}); the limit is {max_bytes / 1e6:.0f} MB. Please send a smaller photo."
     )
 
 
-def _too_many_pixels(size: tuple[int, int] | None, limits: DecodeLimits) -> ImageRejected:
+def _too_many_pixels(size: tuple[int, int] | None, limits: DecodeLimits) -> ImageTooLarge:
     shown = f" ({size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.0f} megapixels)" if size else ""
-    return ImageRejected(
+    return ImageTooLarge(
         f"The image has too many pixels{shown}; the limit is {limits.max_pixels / 1e6:.0f} megapixels. "
         "Please send a smaller photo."
     )

@@ -16,6 +16,7 @@ from workflow import audit
 from workflow.errors import ClaimConflict, Conflict, Forbidden, Invalid
 from workflow.lifecycle import label, move_request
 from workflow.models import CustomerRequest, User, now, utc
+from workflow.requests_service import load_by_id
 from workflow.states import RequestStatus
 
 MAX_REASON = 500
@@ -39,9 +40,7 @@ def claim(sessions: sessionmaker, request_id: int, user: User, ttl_s: int) -> No
     """Claim (or renew) `request_id` for `user`; ClaimConflict names the current holder."""
     moment = now()
     with sessions() as session:
-        before = session.get(CustomerRequest, request_id)
-        if before is None:
-            raise Conflict("There is no request with this number.", "Go back to the queue.")
+        before = load_by_id(session, request_id)
         previous_holder = before.claimed_by_id
         previous_status = before.status
         lapsed = previous_status == RequestStatus.CLAIMED and utc(before.claim_expires_at) < moment
@@ -146,9 +145,7 @@ def release(sessions: sessionmaker, request_id: int, user: User, reason: str) ->
     if not reason:
         raise Invalid("Please say why you release this request (it helps the next operator).")
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if request is None:
-            raise Conflict("There is no request with this number.", "Go back to the queue.")
+        request = load_by_id(session, request_id)
         if request.claimed_by_id != user.id and user.role != "admin":
             raise Forbidden("Only the operator holding the claim (or an admin) can release it.")
         move_request(

@@ -1,12 +1,11 @@
-"""Errors the services raise, each with an HTTP status and a message that says what happened and
-what to do. Routes never format these themselves: the app's exception handlers do, as a page or
-as JSON."""
+"""Errors the workflow raises: one type per kind of refusal, each with a message that says what
+happened and a hint that says what to do. No HTTP here: the web layer maps these types to status
+codes (`api.errors`), never the message text."""
 
 from __future__ import annotations
 
 
 class ServiceError(Exception):
-    status_code = 400
     title = "That did not work"
     default_hint = "Go back and try again."
 
@@ -17,31 +16,33 @@ class ServiceError(Exception):
 
 
 class NotFound(ServiceError):
-    status_code = 404
     title = "Not found"
     default_hint = "Check the address, or start from the home page."
 
 
 class Conflict(ServiceError):
-    status_code = 409
     title = "Already changed"
     default_hint = "Reload the page to see the current state."
 
 
 class Invalid(ServiceError):
-    status_code = 422
     title = "Please check what you entered"
     default_hint = "Go back, correct it and send the form again. Nothing was saved."
 
 
+class SignInRequired(ServiceError):
+    """Staff pages for someone who has not signed in (pages send them to the sign-in form)."""
+
+    title = "Please sign in"
+    default_hint = "Use your staff account."
+
+
 class Forbidden(ServiceError):
-    status_code = 403
     title = "Not allowed"
     default_hint = "Sign in with an account that may do this."
 
 
 class PaymentFailed(ServiceError):
-    status_code = 402
     title = "Payment not completed"
     default_hint = "Nothing was charged. Try another card."
 

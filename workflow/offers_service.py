@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
+from catalog.money import PriceError, parse_price
 from workflow import audit
 from workflow.claims import actor, require_claim
 from workflow.errors import Conflict, Invalid, NotFound, PaymentFailed
@@ -24,7 +25,7 @@ from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Message, Offer, Payment, User, now, utc
 from workflow.outbox import Outbox
 from workflow.payments import PaymentProvider, clean_card_number
-from workflow.requests_service import load_by_token
+from workflow.requests_service import load_by_id, load_by_token
 from workflow.states import OfferStatus, RequestStatus
 
 MAX_NOTE = 1000
@@ -39,13 +40,11 @@ class OfferDraft:
 
 
 def _price(text: str) -> Decimal:
+    """An offer's price by the one price grammar: `1,299` is 1299.00, never 1.30."""
     try:
-        value = Decimal((text or "").strip().replace(",", "."))
-    except InvalidOperation:
-        raise Invalid(f"The price {text!r} is not a number (use e.g. 39.90).") from None
-    if not value.is_finite() or value <= 0 or value >= Decimal("1e12"):
-        raise Invalid("Every offer needs a positive price.")
-    return value.quantize(Decimal("0.01"))
+        return parse_price(text, positive=True)
+    except PriceError as exc:
+        raise Invalid(f"Every offer needs a positive price: {exc} (write it like 39.90 or 1,299.00).") from None
 
 
 def send_offers(
@@ -66,9 +65,7 @@ def send_offers(
         raise Invalid("Offers must expire between a few minutes and 30 days from now.")
     moment = now()
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if request is None:
-            raise NotFound("There is no request with this number.", "Go back to the queue.")
+        request = load_by_id(session, request_id)
         require_claim(session, request, user)
         ids = []
         for draft in drafts:
@@ -131,9 +128,7 @@ def post_operator_message(
     if len(body) > 2000:
         raise Invalid("Please keep the message under 2000 characters.")
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if request is None:
-            raise NotFound("There is no request with this number.", "Go back to the queue.")
+        request = load_by_id(session, request_id)
         session.add(Message(request_id=request.id, author="operator", author_name=user.name, body=body))
         audit.record(session, actor(user), "message.operator", request.id)
         session.commit()
@@ -160,9 +155,7 @@ def decline_offer(sessions: sessionmaker, token: str, offer_id: int) -> None:
 
 def withdraw_offer(sessions: sessionmaker, request_id: int, offer_id: int, user: User) -> None:
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if request is None:
-            raise NotFound("There is no request with this number.", "Go back to the queue.")
+        request = load_by_id(session, request_id)
         offer = _offer_of(request, offer_id)
         if not move_offer(session, offer, OfferStatus.WITHDRAWN, actor(user)):
             raise Conflict("This offer changed meanwhile.", "Reload the page.")
@@ -299,9 +292,7 @@ def live_payment(session, request_id: int) -> Payment | None:  # type: ignore[no
 def fulfil(sessions: sessionmaker, provider: PaymentProvider, request_id: int, user: User, outbox: Outbox) -> None:
     """Capture the authorised payment and mark the request fulfilled."""
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if request is None:
-            raise NotFound("There is no request with this number.", "Go back to the queue.")
+        request = load_by_id(session, request_id)
         if request.status != RequestStatus.PAID:
             raise Conflict(f"Only a paid request can be fulfilled; this one is {request.status}.")
         payment = live_payment(session, request.id)
@@ -331,9 +322,7 @@ def fulfil(sessions: sessionmaker, provider: PaymentProvider, request_id: int, u
 
 def close(sessions: sessionmaker, request_id: int, user: User) -> None:
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if request is None:
-            raise NotFound("There is no request with this number.", "Go back to the queue.")
+        request = load_by_id(session, request_id)
         move_request(session, request, RequestStatus.CLOSED, actor(user))
         session.commit()
 
@@ -412,9 +401,7 @@ def cancel_by_operator(
     if not reason:
         raise Invalid("Please give the reason for cancelling (the customer sees it).")
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if request is None:
-            raise NotFound("There is no request with this number.", "Go back to the queue.")
+        request = load_by_id(session, request_id)
         if request.status in (RequestStatus.ACCEPTED, RequestStatus.FULFILLED):
             raise Conflict(
                 f"A request that is {request.status} cannot be cancelled.",

@@ -8,11 +8,12 @@ import secrets
 import statistics
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from catalog.money import PriceError, parse_price
 from catalog.product_search import ProductHit
 from workflow import audit
 from workflow.errors import Conflict, Invalid, NotFound
@@ -48,12 +49,9 @@ def check_wishes(email: str | None, words: str | None, budget: str | None) -> Wi
     amount = None
     if budget and budget.strip():
         try:
-            amount = Decimal(budget.strip().replace(",", "."))
-        except InvalidOperation:
-            raise Invalid("The budget must be a number, like 40 or 39.90.") from None
-        if not amount.is_finite() or amount <= 0 or amount >= Decimal("1e12"):
-            raise Invalid("The budget must be a positive amount, like 40 or 39.90.")
-        amount = amount.quantize(Decimal("0.01"))
+            amount = parse_price(budget, positive=True)
+        except PriceError as exc:
+            raise Invalid(f"The budget must be a positive number, like 40 or 39.90 ({exc}).") from None
     return Wishes(email, words, amount)
 
 

@@ -16,8 +16,9 @@ from index.filters import SearchFilter
 from vision.errors import ImageRejected
 from workflow import audit
 from workflow.claims import actor, require_claim
-from workflow.errors import Invalid, NotFound
-from workflow.models import Candidate, CustomerRequest, User
+from workflow.errors import Invalid
+from workflow.models import Candidate, User
+from workflow.requests_service import load_by_id
 from workflow.uploads import read_photo
 
 
@@ -87,9 +88,7 @@ async def refine(
 
     def load() -> tuple[str, str]:
         with sessions() as session:
-            request = session.get(CustomerRequest, request_id)
-            if request is None:
-                raise NotFound("There is no request with this number.", "Go back to the queue.")
+            request = load_by_id(session, request_id)
             require_claim(session, request, user)
             return request.photo_sha256, request.words
 

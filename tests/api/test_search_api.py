@@ -12,7 +12,7 @@ from images import png_header_only
 from PIL import Image
 from search_catalog import build_workspace, live_server
 
-from api.routes.search import MAX_BODY_BYTES
+from api.controllers.search import MAX_BODY_BYTES
 from api.search_app import create_search_app
 from catalog.db import make_engine, session_factory
 from catalog.search_service import SearchService

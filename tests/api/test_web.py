@@ -199,8 +199,8 @@ def _big_jpeg(limit: int) -> bytes:
 @pytest.mark.parametrize(
     ("kind", "status", "words"),
     [
-        ("text", 400, "not an image"),
-        ("bomb", 400, "too many pixels"),
+        ("text", 415, "not an image"),
+        ("bomb", 413, "too many pixels"),
         ("empty", 422, "empty"),
         ("big", 413, "too large"),
     ],

@@ -372,7 +372,7 @@ def test_a_text_file_named_jpg_gets_a_clear_message(site, open_page, tmp_path: P
     page.get_by_test_id("email-input").fill("bad@example.com")
     page.get_by_test_id("submit-request").click()
     error = page.get_by_test_id("error")
-    expect(error).to_have_attribute("data-status", "400")
+    expect(error).to_have_attribute("data-status", "415")  # not an image at all: unsupported media type
     expect(page.locator("h1")).to_have_text("This photo cannot be used")
     expect(page.get_by_test_id("error-message")).to_contain_text("not an image")
     expect(page.get_by_test_id("error-hint")).to_have_text("Nothing was saved. Please choose another photo.")

@@ -1,0 +1,180 @@
+"""Operator pages: the queue, claiming, the workbench (search, offers, messages) and fulfilment.
+Every action is a POST with a CSRF token and ends in a redirect (no double submits). Signed-in
+operators and admins only (the guard); refunds are for admins."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from sqlalchemy.orm import sessionmaker
+
+from api.auth import admin_only, staff_only
+from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, SignedIn
+from api.forms import NewMessage, OffersForm, Reason, Refine, offer_drafts, offer_hours
+from api.pages import notice_redirect, page
+from workflow import claims, offers_service, requests_service, workbench
+from workflow.models import User
+from workflow.payments import PaymentProvider
+from workflow.settings import Settings
+from workflow.views import operator_view
+
+
+def _tidy_up(db: sessionmaker, payments: PaymentProvider, settings: Settings) -> None:
+    """Apply the time limits before showing the queue: lapsed claims, stale requests, offers, holds."""
+    claims.expire_claims(db)
+    requests_service.expire_stale(db, settings.request_ttl_hours)
+    offers_service.expire_offers(db)
+    offers_service.void_lapsed_authorisations(db, payments, settings.authorisation_ttl_hours)
+
+
+def _workbench_view(db: sessionmaker, request_id: int, user: User, settings: Settings) -> dict:
+    claims.renew_if_held(db, request_id, user, settings.claim_ttl_s)
+    with db() as session:
+        return operator_view(session, requests_service.load_by_id(session, request_id))
+
+
+class OperatorController(Controller):
+    path = "/operator"
+    guards = (staff_only,)
+    include_in_schema = False
+
+    @get("/", name="queue")
+    async def queue(
+        self, request: Request, user: SignedIn, db: Db, payments: Payments, settings: AppSettings
+    ) -> Template:
+        await asyncio.to_thread(_tidy_up, db, payments, settings)
+        rows = await asyncio.to_thread(claims.open_queue, db)
+        return page(request, "queue.html", user=user, rows=rows)
+
+    @post("/next", name="claim_next")
+    async def claim_next(self, request: Request, user: SignedIn, db: Db, settings: AppSettings) -> Redirect:
+        request_id = await asyncio.to_thread(claims.claim_next, db, user, settings.claim_ttl_s)
+        if request_id is None:
+            return notice_redirect(request, "/operator", "The queue is empty: nothing to claim.")
+        return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+    @post("/requests/{request_id:int}/claim", name="claim", sync_to_thread=True)
+    def claim(self, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings) -> Redirect:
+        claims.claim(db, request_id, user, settings.claim_ttl_s)
+        return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+    @get("/requests/{request_id:int}", name="workbench")
+    async def workbench_page(
+        self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings
+    ) -> Template:
+        view = await asyncio.to_thread(_workbench_view, db, request_id, user, settings)
+        holds = view["status"] == "claimed" and view["claimed_by"] == user.name
+        return page(
+            request,
+            "workbench.html",
+            user=user,
+            r=view,
+            holds=holds,
+            offer_hours=settings.offer_ttl_hours,
+            q=view["last_query"],
+        )
+
+    @post("/requests/{request_id:int}/search", name="refine")
+    async def refine(
+        self,
+        request_id: FromPath[int],
+        data: Refine,
+        user: SignedIn,
+        db: Db,
+        search: Search,
+        settings: AppSettings,
+    ) -> Redirect:
+        how = workbench.parse_refinement(asdict(data))
+        await asyncio.to_thread(claims.renew_if_held, db, request_id, user, settings.claim_ttl_s)
+        await workbench.refine(db, search, settings.workspace, request_id, user, how)
+        return Redirect(f"/operator/requests/{request_id}#candidates", status_code=303)
+
+    @post("/requests/{request_id:int}/offers", name="send_offers")
+    async def send_offers(
+        self,
+        request: Request,
+        request_id: FromPath[int],
+        data: OffersForm,
+        user: SignedIn,
+        db: Db,
+        outbox: Mail,
+        settings: AppSettings,
+        link: RequestLink,
+    ) -> Redirect:
+        drafts = offer_drafts(data)
+        hours = offer_hours(data, settings.offer_ttl_hours)
+        await asyncio.to_thread(offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link)
+        return notice_redirect(
+            request, f"/operator/requests/{request_id}", f"{len(drafts)} offer(s) sent to the customer."
+        )
+
+    @post("/requests/{request_id:int}/offers/{offer_id:int}/withdraw", name="withdraw_offer", sync_to_thread=True)
+    def withdraw_offer(self, request_id: FromPath[int], offer_id: FromPath[int], user: SignedIn, db: Db) -> Redirect:
+        offers_service.withdraw_offer(db, request_id, offer_id, user)
+        return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+    @post("/requests/{request_id:int}/messages", name="operator_message")
+    async def operator_message(
+        self,
+        request: Request,
+        request_id: FromPath[int],
+        data: NewMessage,
+        user: SignedIn,
+        db: Db,
+        outbox: Mail,
+        link: RequestLink,
+    ) -> Redirect:
+        await asyncio.to_thread(offers_service.post_operator_message, db, request_id, user, data.body, outbox, link)
+        return notice_redirect(request, f"/operator/requests/{request_id}#messages", "Message sent.")
+
+    @post("/requests/{request_id:int}/release", name="release")
+    async def release(
+        self, request: Request, request_id: FromPath[int], data: Reason, user: SignedIn, db: Db
+    ) -> Redirect:
+        await asyncio.to_thread(claims.release, db, request_id, user, data.reason)
+        return notice_redirect(request, "/operator", f"Request {request_id} is back in the queue.")
+
+    @post("/requests/{request_id:int}/fulfil", name="fulfil")
+    async def fulfil(
+        self,
+        request: Request,
+        request_id: FromPath[int],
+        user: SignedIn,
+        db: Db,
+        payments: Payments,
+        outbox: Mail,
+    ) -> Redirect:
+        await asyncio.to_thread(offers_service.fulfil, db, payments, request_id, user, outbox)
+        return notice_redirect(
+            request, f"/operator/requests/{request_id}", "Payment captured; the request is fulfilled."
+        )
+
+    @post("/requests/{request_id:int}/close", name="close", sync_to_thread=True)
+    def close(self, request_id: FromPath[int], user: SignedIn, db: Db) -> Redirect:
+        offers_service.close(db, request_id, user)
+        return Redirect(f"/operator/requests/{request_id}", status_code=303)
+
+    @post("/requests/{request_id:int}/refund", name="refund", guards=[admin_only])
+    async def refund(
+        self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, payments: Payments
+    ) -> Redirect:
+        await asyncio.to_thread(offers_service.refund, db, payments, request_id, user)
+        return notice_redirect(request, f"/operator/requests/{request_id}", "The payment was refunded.")
+
+    @post("/requests/{request_id:int}/cancel", name="operator_cancel")
+    async def cancel(
+        self,
+        request: Request,
+        request_id: FromPath[int],
+        data: Reason,
+        user: SignedIn,
+        db: Db,
+        payments: Payments,
+        outbox: Mail,
+    ) -> Redirect:
+        await asyncio.to_thread(offers_service.cancel_by_operator, db, payments, request_id, user, data.reason, outbox)
+        return notice_redirect(request, f"/operator/requests/{request_id}", "The request is cancelled.")

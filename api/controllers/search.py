@@ -1,0 +1,182 @@
+"""`POST /api/search`: a form (photo and/or words, crop, filters, k) in, ranked products out.
+
+Form fields, all optional but a photo or words must be given:
+  photo          the image file (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF)
+  text           words, alone or refining the photo
+  text_weight    weight of the words when both are given (0..1, default 0.35)
+  crop           x,y,w,h of the region of the photo to search for, as fractions of the image
+  k              how many products (1..200, default 24)
+  min_price, max_price, category (repeatable), vendor (repeatable), in_stock (true/false)
+
+Both form encodings are read (a search by words alone is often sent URL-encoded), so the body is
+decoded here into a typed `SearchForm` rather than by a Body annotation, which names one encoding.
+Errors are JSON `{"status_code", "detail"}`: 400 for a bad field or a damaged image, 413 for a too
+large upload or image, 415 for a body that is not a form or a file that is not a supported image.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+from api.dependencies import Search
+from catalog.search_service import QueryInput
+from index.filters import SearchFilter
+from vision.decode import DEFAULT_LIMITS
+from vision.errors import ImageRejected
+
+#: The photo at the decoder's own byte limit plus room for the other fields and the form's framing.
+MAX_BODY_BYTES = DEFAULT_LIMITS.max_bytes + 1_000_000
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bad(detail: str) -> HTTPException:
+    return HTTPException(status_code=HTTP_400_BAD_REQUEST, detail=detail)
+
+
+@dataclass
+class SearchForm:
+    """The search form's fields as sent: text fields at most once, `category` and `vendor` repeatable."""
+
+    photo: UploadFile | None = None
+    text: str | None = None
+    text_weight: str | None = None
+    crop: str | None = None
+    k: str | None = None
+    min_price: str | None = None
+    max_price: str | None = None
+    in_stock: str | None = None
+    category: list[str] = field(default_factory=list)
+    vendor: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_form(cls, form: Any) -> SearchForm:
+        """Each known field from the decoded form; a single-valued field given twice is refused."""
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            given = form.getall(spec.name, [])
+            if spec.name in ("category", "vendor"):
+                values[spec.name] = [v.strip() for v in given if isinstance(v, str) and v.strip()]
+            elif spec.name == "photo":
+                uploads = [v for v in given if isinstance(v, UploadFile)]
+                if len(uploads) > 1:
+                    raise _bad("send one photo per search")
+                if not uploads and any(isinstance(v, str) and v for v in given):
+                    raise _bad("field 'photo' must be a file upload")
+                values["photo"] = uploads[0] if uploads else None
+            else:
+                texts = [v for v in given if isinstance(v, str)]
+                if len(texts) > 1:
+                    raise _bad(f"field {spec.name!r} was given {len(texts)} times; give it once")
+                values[spec.name] = (texts[0].strip() or None) if texts else None
+        return cls(**values)
+
+    async def query(self) -> QueryInput:
+        """The search as the query service takes it; 400 naming the field for anything malformed."""
+        weight = _number(self.text_weight, "text_weight")
+        return QueryInput(
+            image_bytes=await self.photo.read() if self.photo is not None else None,
+            text=self.text,
+            crop=self._crop(),
+            search_filter=self._filter(),
+            k=self._k(),
+            text_weight=QueryInput.text_weight if weight is None else weight,
+        )
+
+    def _k(self) -> int:
+        if self.k is None:
+            return QueryInput.k
+        try:
+            return int(self.k)
+        except ValueError:
+            raise _bad(f"field 'k' must be a whole number, not {self.k[:40]!r}") from None
+
+    def _crop(self) -> tuple[float, float, float, float] | None:
+        if self.crop is None:
+            return None
+        try:
+            x, y, w, h = (float(p) for p in self.crop.replace(" ", "").split(","))
+        except ValueError:
+            raise _bad(
+                f"field 'crop' must be four numbers x,y,w,h (fractions of the image), not {self.crop[:60]!r}"
+            ) from None
+        return (x, y, w, h)
+
+    def _in_stock(self) -> bool | None:
+        if self.in_stock is None:
+            return None
+        if self.in_stock.lower() in _TRUE:
+            return True
+        if self.in_stock.lower() in _FALSE:
+            return False
+        raise _bad(f"field 'in_stock' must be true or false, not {self.in_stock[:20]!r}")
+
+    def _filter(self) -> SearchFilter | None:
+        try:
+            search_filter = SearchFilter.of(
+                min_price=_number(self.min_price, "min_price"),
+                max_price=_number(self.max_price, "max_price"),
+                categories=self.category or None,
+                vendors=self.vendor or None,
+                in_stock=self._in_stock(),
+            )
+        except ValueError as exc:
+            raise _bad(str(exc)) from None
+        return None if search_filter.is_empty else search_filter
+
+
+def _number(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise _bad(f"field {name!r} must be a number, not {value[:40]!r}") from None
+    if not math.isfinite(number):
+        raise _bad(f"field {name!r} must be a finite number")
+    return number
+
+
+async def read_search_form(request: Request) -> SearchForm:
+    """The body as a `SearchForm`: 415 for a body that is not a form; an empty body is an empty search."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media_type and not await request.body():
+        return SearchForm()  # the service says what a search needs
+    if media_type not in _FORM_TYPES:
+        raise HTTPException(
+            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"send the search as multipart/form-data (a photo and/or text), not {media_type or 'no type'}",
+        )
+    return SearchForm.from_form(await request.form())
+
+
+class SearchController(Controller):
+    path = "/api/search"
+    tags = ("search",)
+
+    @post("/", request_max_body_size=MAX_BODY_BYTES, status_code=200, name="api_search")
+    async def search_products(self, request: Request, search: Search) -> dict[str, Any]:
+        """Ranked products for a photo and/or words, best first (one entry per product)."""
+        began = time.perf_counter()
+        query = await (await read_search_form(request)).query()
+        try:
+            hits = await search.search(query)
+        except ValueError as exc:
+            if isinstance(exc, ImageRejected):
+                raise  # its type decides the status (413, 415 or 400)
+            raise _bad(str(exc)) from None
+        return {
+            "model": search.model_id,
+            "count": len(hits),
+            "took_ms": round((time.perf_counter() - began) * 1000, 1),
+            "results": [hit.to_json() for hit in hits],
+        }

@@ -1,0 +1,151 @@
+"""Errors as people see them: a page under the site, JSON under /api; never a traceback.
+
+Status codes come from the error's type (the most specific class listed wins), never from its
+message text: the workflow's refusals, the vision core's image refusals and Litestar's own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.response import Redirect, Template
+
+from vision.errors import ImageRejected, ImageTooLarge, ImageUnsupported
+from workflow.errors import (
+    ClaimConflict,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PaymentFailed,
+    ServiceError,
+    SignInRequired,
+)
+
+log = logging.getLogger("vitrine.web")
+
+STATUS_OF: dict[type[Exception], int] = {
+    ServiceError: 400,
+    SignInRequired: 401,
+    PaymentFailed: 402,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    ClaimConflict: 409,
+    Invalid: 422,
+    ImageRejected: 400,
+    ImageTooLarge: 413,
+    ImageUnsupported: 415,
+}
+IMAGE_TITLE = "This photo cannot be used"
+IMAGE_HINT = "Nothing was saved. Please choose another photo."
+
+_HTTP_HINTS = {
+    400: ("The request was not understood", "Check the form and try again."),
+    403: (
+        "This form has expired or was not sent by this site",
+        "Reload the page and submit again (your browser must accept cookies from this site).",
+    ),
+    404: ("Page not found", "Check the address, or start from the home page."),
+    405: ("That action is not available here", "Use the buttons on the page."),
+    413: (
+        "The upload is too large",
+        "Nothing was saved. Please send a smaller photo (most phone photos are well under the limit).",
+    ),
+}
+
+
+def status_of(error: Exception) -> int:
+    """The status of the nearest class of `error` in `STATUS_OF`."""
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/api"
+
+
+def error_response(request: Request, status: int, title: str, message: str, hint: str) -> Response:
+    """JSON under /api (`detail` as Litestar writes it, plus title and hint), else the error page."""
+    if _wants_json(request):
+        body = {"error": title, "message": message, "hint": hint, "status_code": status, "detail": message}
+        return Response(body, status_code=status)
+    referer = request.headers.get("referer", "")
+    host = request.headers.get("host", "")
+    back = "/"
+    if host and f"//{host}/" in referer:
+        back = "/" + referer.split(f"//{host}/", 1)[1]
+    return Template(
+        template_name="error.html",
+        context={
+            "status": status,
+            "title": title,
+            "message": message,
+            "hint": hint,
+            "back": back,
+            "test_mode": request.app.state.payments.is_test,
+            "user": None,
+        },
+        status_code=status,
+        media_type=MediaType.HTML,
+    )
+
+
+def service_error(request: Request, exc: ServiceError) -> Response:
+    if isinstance(exc, SignInRequired) and not _wants_json(request):
+        return Redirect(f"/login?next={request.url.path}", status_code=303)
+    return error_response(request, status_of(exc), exc.title, exc.message, exc.hint)
+
+
+def image_rejected(request: Request, exc: ImageRejected) -> Response:
+    return error_response(request, status_of(exc), IMAGE_TITLE, str(exc), IMAGE_HINT)
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    title, hint = _HTTP_HINTS.get(status, ("That did not work", "Go back and try again."))
+    generic = status in (403, 404, 405) or not exc.detail or exc.detail == str(status)
+    message = title + "." if generic else exc.detail
+    problems = getattr(exc, "extra", None)
+    if status == 400 and isinstance(problems, list) and problems:
+        message = "; ".join(
+            f"{p.get('key', 'field')}: {p.get('message', 'invalid')}" for p in problems if isinstance(p, dict)
+        )
+    settings = getattr(request.app.state, "settings", None)  # the search-only app has none
+    if status == 413 and settings is not None:
+        message = f"The upload is larger than the limit of {settings.max_upload_bytes / 1e6:.0f} MB."
+    if status == 403 and "CSRF" in (exc.detail or ""):
+        message = "The security token of this form is missing or out of date."
+    if status >= 500:
+        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail, exc_info=exc)
+        return error_response(
+            request,
+            status,
+            "Something went wrong on our side",
+            "The server could not finish this.",
+            "Please try again in a minute.",
+        )
+    return error_response(request, status, title, message, hint)
+
+
+def crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(
+        request,
+        500,
+        "Something went wrong on our side",
+        "The server hit an unexpected problem and nothing was changed by it.",
+        "Please try again in a minute. If it keeps happening, contact support.",
+    )
+
+
+EXCEPTION_HANDLERS = {
+    ServiceError: service_error,
+    ImageRejected: image_rejected,
+    HTTPException: http_error,
+    Exception: crash,
+}

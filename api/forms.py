@@ -1,0 +1,134 @@
+"""The bodies the pages post, as typed forms: Litestar decodes and checks them before a handler runs.
+
+Every form also carries `_csrf_token`, which the CSRF middleware checks and the forms ignore.
+Fields are text because people type them: the workflow reads each one and says what is wrong
+(a price in words, a crop outside the photo) in the customer's or operator's terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from vision.errors import ImageTooLarge
+from workflow.errors import Invalid
+from workflow.offers_service import OfferDraft
+
+FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+UPLOAD = Body(media_type=RequestEncodingType.MULTI_PART)
+
+
+@dataclass
+class SignInForm:
+    name: str = ""
+    password: str = ""
+    next: str | None = None
+
+
+@dataclass
+class RequestForm:
+    """The customer's upload form: a photo from the file picker or the camera, e-mail, words, budget."""
+
+    email: str = ""
+    words: str = ""
+    budget: str = ""
+    photo: UploadFile | None = None
+    photo_camera: UploadFile | None = None
+
+    def chosen_photo(self) -> UploadFile | None:
+        """The picker's file, else the camera's (browsers send both inputs, the unused one empty)."""
+        for upload in (self.photo, self.photo_camera):
+            if upload is not None and upload.filename:
+                return upload
+        return self.photo
+
+
+@dataclass
+class AcceptForm:
+    card_number: str = ""
+    idempotency_key: str = ""
+
+
+@dataclass
+class MessageForm:
+    body: str = ""
+    something_else: str = ""
+
+
+@dataclass
+class ReasonForm:
+    reason: str = ""
+
+
+@dataclass
+class RefineForm:
+    """The workbench's search form: crop fractions, words, price range, category, vendor, stock."""
+
+    crop_x: str = ""
+    crop_y: str = ""
+    crop_w: str = ""
+    crop_h: str = ""
+    words: str = ""
+    use_photo: str = "1"
+    min_price: str = ""
+    max_price: str = ""
+    category: str = ""
+    vendor: str = ""
+    in_stock: str = ""
+
+
+SignIn = Annotated[SignInForm, FORM]
+NewRequest = Annotated[RequestForm, UPLOAD]
+Accept = Annotated[AcceptForm, FORM]
+NewMessage = Annotated[MessageForm, FORM]
+Reason = Annotated[ReasonForm, FORM]
+Refine = Annotated[RefineForm, FORM]
+#: The offers form names its fields after the picked products (`price_<id>`, `note_<id>`).
+OffersForm = Annotated[dict[str, Any], FORM]
+
+
+def offer_drafts(form: dict[str, Any]) -> list[OfferDraft]:
+    """The ticked products of the offers form, each with its price and note as typed."""
+    picked = form.get("product_id") or []
+    drafts = []
+    for value in [picked] if isinstance(picked, str) else picked:
+        if not value:
+            continue
+        try:
+            product = int(value)
+        except ValueError:
+            raise Invalid("A picked product is not valid; reload the page.") from None
+        drafts.append(OfferDraft(product, _text(form.get(f"price_{product}")), _text(form.get(f"note_{product}"))))
+    return drafts
+
+
+def offer_hours(form: dict[str, Any], default: float) -> float:
+    text = _text(form.get("expires_in_hours"))
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise Invalid("The expiry must be a number of hours.") from None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        raise Invalid("A field of the form was sent twice; reload the page and send it again.")
+    return value or ""
+
+
+async def upload_bytes(upload: UploadFile | None, limit: int) -> bytes:
+    """The uploaded photo's bytes, refused early when missing, empty or over `limit`."""
+    if upload is None:
+        raise Invalid("Please choose a photo of the product, or take one (no file was sent).")
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise ImageTooLarge(f"The file is too large; the limit is {limit / 1e6:.0f} MB. Please send a smaller photo.")
+    if not data and not upload.filename:
+        raise Invalid("Please choose a photo of the product, or take one (no file was sent).")
+    if not data:
+        raise Invalid("The photo file is empty (0 bytes); please choose the photo again.")
+    return data
