@@ -15,7 +15,13 @@ from workflow.requests_service import check_wishes
 
 @pytest.mark.parametrize(
     ("text", "amount"),
-    [("1,299", "1299.00"), ("1.299,00", "1299.00"), ("€12,50", "12.50"), ("Rs. 1,299", "1299.00"), ("1.5e+2", "150.00")],
+    [
+        ("1,299", "1299.00"),
+        ("1.299,00", "1299.00"),
+        ("€12,50", "12.50"),
+        ("Rs. 1,299", "1299.00"),
+        ("1.5e+2", "150.00"),
+    ],
 )
 def test_every_caller_reads_the_same_amount(text: str, amount: str) -> None:
     expected = Decimal(amount)
