@@ -21,14 +21,14 @@ from api.errors import EXCEPTION_HANDLERS
 from catalog.db import make_engine, session_factory
 from catalog.search_service import SearchService
 from catalog.workspace import Workspace
-from vision.model_store import DEFAULT_MODEL
+from vision.model_store import chosen_model
 
 
 def service_from_env(engine: Engine) -> SearchService:
     return SearchService(
         Workspace.from_env(),
         session_factory(engine),
-        os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL,
+        chosen_model(),
         window_ms=float(os.environ.get("VITRINE_SEARCH_WINDOW_MS", "4")),
         max_batch=int(os.environ.get("VITRINE_SEARCH_MAX_BATCH", "16")),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from sqlalchemy import create_engine
 
 from catalog.workspace import Workspace
 from migrations.runner import status, upgrade
+from vision.model_store import chosen_model
 
 err = Console(stderr=True)
 db_app = typer.Typer(help="The database schema: where it stands and bringing it up to date.", no_args_is_help=True)
@@ -20,12 +20,6 @@ db_app = typer.Typer(help="The database schema: where it stands and bringing it 
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Embedding model [default: $VITRINE_MODEL or vit-b-32-laion2b].")
 ]
-
-
-def _model(name: str | None) -> str:
-    from vision.model_store import DEFAULT_MODEL
-
-    return name or os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -60,7 +54,7 @@ def search_command(
     if photo is None and not text:
         _fail("give a photo, --text, or both")
     try:
-        embedder = open_embedder(_model(model), "onnx")
+        embedder = open_embedder(chosen_model(model), "onnx")
         parts = []
         if photo is not None:
             parts.append(

@@ -1,10 +1,9 @@
-"""`vitrine ingest`, `vitrine search` and `vitrine doctor`."""
+"""`vitrine ingest`: a vendor catalog in, with a progress bar, a summary and a reject report."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,18 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from catalog.workspace import Workspace, safe_name
 from catalog_ingest.errors import CatalogError
+from vision.model_store import chosen_model
 
 err = Console(stderr=True)
 
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="Embedding model [default: $VITRINE_MODEL or vit-b-32-laion2b].")
 ]
-
-
-def _model(name: str | None) -> str:
-    from vision.model_store import DEFAULT_MODEL
-
-    return name or os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -66,7 +60,7 @@ def ingest_command(
             near_duplicate_threshold=near_duplicates,
             fetch=FetchPolicy(allow_hosts=frozenset(allow_host or ())),
         )
-        embedder = open_embedder(_model(model), "onnx")
+        embedder = open_embedder(chosen_model(model), "onnx")
     except (CatalogError, ModelUnavailable, SchemaError) as exc:
         _fail(str(exc))
     from catalog_ingest.readers import count_records

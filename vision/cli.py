@@ -1,4 +1,4 @@
-"""Command-line surface of the vision core: `vitrine models ...`, `vitrine embed`, `vitrine bench embed`.
+"""Command-line surface of the vision core: `vitrine models ...` and `vitrine embed`.
 
 Heavy imports (torch, onnxruntime) happen inside the commands, so `--help` is instant and
 the ONNX commands never load torch.
@@ -22,7 +22,6 @@ from vision.preprocess import PreprocessConfig
 err = Console(stderr=True)
 
 models_app = typer.Typer(help="List, pull, export and inspect embedding models.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Model name (see `vitrine models list`) or a folder with a manifest.")

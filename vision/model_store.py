@@ -25,6 +25,11 @@ DEFAULT_MODEL = "vit-b-32-laion2b"
 _export_lock = threading.Lock()
 
 
+def chosen_model(name: str | None = None) -> str:
+    """The model a command runs: the one named, else `VITRINE_MODEL`, else the default."""
+    return name or os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL
+
+
 def vitrine_home() -> Path:
     """The one data directory: `VITRINE_HOME`, default `./var`."""
     return Path(os.environ.get("VITRINE_HOME", "var")).resolve()

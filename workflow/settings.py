@@ -52,11 +52,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, model: str | None = None) -> Settings:
-        from vision.model_store import DEFAULT_MODEL
+        from vision.model_store import chosen_model
 
         return cls(
             workspace=Workspace.from_env(),
-            model=model or os.environ.get("VITRINE_MODEL") or DEFAULT_MODEL,
+            model=chosen_model(model),
             backend=os.environ.get("VITRINE_BACKEND", "onnx"),
             payment_provider=os.environ.get("VITRINE_PAYMENTS", "test"),
             secure_cookies=os.environ.get("VITRINE_SECURE_COOKIES", "") == "1",
