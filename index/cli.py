@@ -1,4 +1,4 @@
-"""`vitrine index ...` and `vitrine bench index`: build, rebuild, compact and inspect the vector index."""
+"""`vitrine index ...`: build, rebuild, compact and inspect the vector index."""
 
 from __future__ import annotations
 
