@@ -8,6 +8,7 @@ holds data is `vitrine db upgrade`, run on purpose.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,9 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def _scripts() -> ScriptDirectory:
+    """The revisions shipped with this version (read once: every database opened is checked against them)."""
     return ScriptDirectory.from_config(_config())
 
 
