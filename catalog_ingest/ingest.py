@@ -42,6 +42,7 @@ from catalog_ingest.near_duplicates import VendorVectors
 from catalog_ingest.readers import open_catalog
 from catalog_ingest.validation import CatalogRow, Rejection, validate
 from index.filters import ItemAttributes
+from index.id_map import IdMap
 from index.vector_store import VectorStore
 from vision.embedder import Embedder
 from vision.pipeline import THUMBNAIL_SIZE, embed_sources
@@ -266,40 +267,19 @@ def _reconcile(sessions, store: VectorStore) -> None:  # type: ignore[no-untyped
     store.delete(np.setdiff1d(live, known))
 
 
-class _SeenProducts:
-    """Product ids already read in this file, with their row: sorted arrays (12 bytes an id) plus a
-    small dict of recent ones, rather than a dict of Python ints (about 150 bytes an id)."""
-
-    _MERGE_AT = 4096
+class _SeenProducts(IdMap):
+    """Product ids already read in this file, with their row: the index's sorted id map (16 bytes an
+    id, not the ~150 of a dict of Python ints), merged every 4,096 ids so few stay Python ints."""
 
     def __init__(self) -> None:
-        self._ids = np.empty(0, np.int64)
-        self._rows = np.empty(0, np.int32)
-        self._recent: dict[int, int] = {}
+        super().__init__(merge_at=4096)
 
     def get(self, pid: int) -> int | None:
-        row = self._recent.get(pid)
-        if row is None and len(self._ids):
-            where = int(np.searchsorted(self._ids, pid))
-            if where < len(self._ids) and self._ids[where] == pid:
-                row = int(self._rows[where])
-        return row
+        row = self.row_of(pid)
+        return row if row >= 0 else None
 
     def add(self, pid: int, row: int) -> None:
-        self._recent[pid] = row
-        if len(self._recent) >= self._MERGE_AT:
-            self._merge()
-
-    def contains(self, ids: np.ndarray) -> np.ndarray:
-        self._merge()
-        return np.isin(np.asarray(ids, np.int64), self._ids)
-
-    def _merge(self) -> None:
-        if self._recent:
-            ids = np.concatenate([self._ids, np.fromiter(self._recent, np.int64, len(self._recent))])
-            rows = np.concatenate([self._rows, np.fromiter(self._recent.values(), np.int32, len(self._recent))])
-            order = np.argsort(ids, kind="stable")
-            self._ids, self._rows, self._recent = ids[order], rows[order], {}
+        self.set(np.asarray([pid], np.int64), np.asarray([row], np.int64))
 
 
 class _BatchRunner:

@@ -3,28 +3,15 @@ bring a saved one up to date with what the store gained since it was saved."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
-from index.columns import Dictionary
-from index.durable import fsync_path
+from index.columns import Dictionary, attribute_codes
 from index.engines import Engine
-from index.persistence import (
-    DICTIONARIES,
-    ENGINE_FILE,
-    VECTORS_FILE,
-    NpyWriter,
-    load_index,
-    new_version,
-    publish_version,
-    save_index,
-    write_json,
-)
+from index.persistence import RowBlock, VersionWriter, load_index, save_index
 from index.planner import IndexPlan
 from index.vector_index import VectorIndex
 from index.vector_store import VectorStore
@@ -63,55 +50,38 @@ def save_from_store(
 
     Unlike `build_from_store` + `save_index`, no index is held: vectors and columns stream to their
     files, so memory stays that of one batch, plus the quantised codes for the inverted-file kinds.
-    A flat index saves no FAISS file: loading adds the memory-mapped vectors to a fresh one (the
-    same memory a saved copy would take, and half the disk). Returns the number of vectors.
+    A flat index saves no FAISS file (see `VersionWriter.write_engine`). Returns the number of vectors.
     """
     count = store.count()
-    directory, version, partial = new_version(directory)
+    version = VersionWriter(directory)
     engine = None if plan.spec.exact else Engine(plan.spec, store.dim)
     if engine is not None:
         engine.train(store.sample(TRAINING_PER_LIST * plan.spec.nlist))
     categories, vendors = Dictionary(), Dictionary()
-    with ExitStack() as files:
-        out = {
-            name: files.enter_context(NpyWriter(partial / f"{name}.npy", dtype, count))
-            for name, dtype in (
-                ("ids", np.int64),
-                ("alive", np.bool_),
-                ("price", np.float32),
-                ("category", np.int32),
-                ("vendor", np.int32),
-                ("in_stock", np.bool_),
-            )
-        }
-        vectors = files.enter_context(NpyWriter(partial / VECTORS_FILE, np.float32, count, store.dim))
-        for batch in store.scan():
-            n = len(batch.ids)
-            out["ids"].write(batch.ids)
-            out["alive"].write(np.ones(n, dtype=bool))
-            out["price"].write(np.fromiter((a.price for a in batch.attributes), np.float32, n))
-            out["category"].write(np.fromiter((categories.encode(a.category) for a in batch.attributes), np.int32, n))
-            out["vendor"].write(np.fromiter((vendors.encode(a.vendor) for a in batch.attributes), np.int32, n))
-            out["in_stock"].write(np.fromiter((a.in_stock for a in batch.attributes), np.bool_, n))
-            vectors.write(batch.vectors)
-            if engine is not None:
-                engine.add(batch.vectors)
-            if progress is not None:
-                progress(n)
-    write_json(partial / DICTIONARIES, {"categories": categories.names, "vendors": vendors.names})
-    if engine is not None:
-        faiss.write_index(engine.index, str(partial / ENGINE_FILE))
-        fsync_path(partial / ENGINE_FILE)
-    fields = {
-        "model_id": store.model_id,
-        "dim": store.dim,
-        "index_type": plan.spec.kind,
-        "engine": plan.spec.to_json(),
-        "count": count,
-        "rows": count,
-    }
-    publish_version(directory, version, partial, fields, extra)
+    version.write_rows(store.dim, count, _store_blocks(store, engine, categories, vendors, progress))
+    version.write_dictionaries({"categories": categories.names, "vendors": vendors.names})
+    version.write_engine(engine.index if engine is not None else None)
+    version.publish(store.model_id, plan.spec, count, extra)
     return count
+
+
+def _store_blocks(
+    store: VectorStore,
+    engine: Engine | None,
+    categories: Dictionary,
+    vendors: Dictionary,
+    progress: Callable[[int], None] | None,
+) -> Iterator[RowBlock]:
+    """The store's current rows as blocks of the saved format; each block, once written, also goes
+    into `engine` and the dictionaries learn its names, so both are complete when the rows are."""
+    for batch in store.scan():
+        n = len(batch.ids)
+        codes = attribute_codes(batch.attributes, categories, vendors)
+        yield RowBlock({"ids": batch.ids, "alive": np.ones(n, dtype=bool), **codes}, batch.vectors)
+        if engine is not None:
+            engine.add(batch.vectors)
+        if progress is not None:
+            progress(n)
 
 
 def replay_changes(index: VectorIndex, store: VectorStore, since: int) -> None:

@@ -59,6 +59,21 @@ class Dictionary:
         return np.asarray([self._codes[n] for n in names if n in self._codes], dtype=np.int32)
 
 
+def attribute_codes(
+    attributes: Sequence[ItemAttributes], categories: Dictionary, vendors: Dictionary
+) -> dict[str, np.ndarray]:
+    """The filter columns of `attributes` (price, category, vendor, in_stock), names encoded by the
+    dictionaries (a new name gets the next code): one encoding for an index in memory and for one
+    streamed to disk, so both read back the same."""
+    count = len(attributes)
+    return {
+        "price": np.fromiter((a.price for a in attributes), np.float32, count),
+        "category": np.fromiter((categories.encode(a.category) for a in attributes), np.int32, count),
+        "vendor": np.fromiter((vendors.encode(a.vendor) for a in attributes), np.int32, count),
+        "in_stock": np.fromiter((a.in_stock for a in attributes), np.bool_, count),
+    }
+
+
 class AttributeColumns:
     """Filter attributes of every row, columnar, so a filter is a few vectorised comparisons."""
 
@@ -74,10 +89,11 @@ class AttributeColumns:
         attributes = attributes if attributes is not None else [ItemAttributes()] * count
         if len(attributes) != count:
             raise ValueError(f"got {len(attributes)} attribute rows for {count} vectors")
-        self.price.extend(np.fromiter((a.price for a in attributes), np.float32, count))
-        self.category.extend(np.fromiter((self.categories.encode(a.category) for a in attributes), np.int32, count))
-        self.vendor.extend(np.fromiter((self.vendors.encode(a.vendor) for a in attributes), np.int32, count))
-        self.in_stock.extend(np.fromiter((a.in_stock for a in attributes), np.bool_, count))
+        codes = attribute_codes(attributes, self.categories, self.vendors)
+        self.price.extend(codes["price"])
+        self.category.extend(codes["category"])
+        self.vendor.extend(codes["vendor"])
+        self.in_stock.extend(codes["in_stock"])
 
     def row(self, row: int) -> ItemAttributes:
         return ItemAttributes(
@@ -111,7 +127,11 @@ class VectorRows:
 
     def __init__(self, dim: int, base: np.ndarray | None = None, spill_path: Path | None = None) -> None:
         self.dim = dim
-        self._base = base if base is not None else np.empty((0, dim), np.float32)
+        base = base if base is not None else np.empty((0, dim), np.float32)
+        # FAISS reads the rows in place (`parts`); a saved base, loaded as float32 C order, passes as is.
+        self._base = (
+            base if base.dtype == np.float32 and base.flags.c_contiguous else np.ascontiguousarray(base, np.float32)
+        )
         self._tail = GrowableArray(np.float32, (dim,)) if spill_path is None else _FileRows(dim, spill_path)
 
     def __len__(self) -> int:
@@ -124,6 +144,12 @@ class VectorRows:
         """Release the spill file, if any (the rows it held become unreadable)."""
         if isinstance(self._tail, _FileRows):
             self._tail.close()
+
+    def parts(self) -> list[tuple[int, np.ndarray]]:
+        """(first row, rows) of each non-empty part, base then tail: C-contiguous float32 arrays, in
+        memory or memory-mapped, that FAISS can read in place (see `index.exact`)."""
+        parts = ((0, self._base), (len(self._base), self._tail.view))
+        return [(first, rows) for first, rows in parts if len(rows)]
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Vectors of arbitrary rows (any shape of row array), as a new in-memory array."""

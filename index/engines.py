@@ -83,16 +83,6 @@ class Engine:
         scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
         return scores, rows
 
-    def write(self, path: str) -> None:
-        faiss.write_index(self.index, path)
-
-    @classmethod
-    def read(cls, spec: EngineSpec, dim: int, path: str) -> Engine:
-        index = faiss.read_index(path)
-        if index.d != dim:
-            raise ValueError(f"FAISS file has dimension {index.d}, manifest says {dim}")
-        return cls(spec, dim, index)
-
 
 def default_nlist(count: int) -> int:
     """About 4·sqrt(n) lists, a power of two: short lists, well-trained centroids."""

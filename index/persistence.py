@@ -7,6 +7,9 @@
 A save writes a new version folder (each file fsynced), renames it into place, then replaces
 CURRENT atomically (write, fsync, rename, fsync the folder). A crash at any moment leaves
 CURRENT naming the previous complete version; leftovers are swept by the next save.
+
+`VersionWriter` is the one writer of this format: `save_index` feeds it an index's rows, and
+`index.build` streams the vector store's rows into it without holding an index.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ import faiss
 import numpy as np
 
 from index.durable import flush_handle, fsync_path, write_atomically
+from index.engines import EngineSpec
 from index.errors import IndexCorrupted, IndexMismatch, IndexNotFound
 from index.vector_index import IndexState, VectorIndex
 
@@ -33,62 +40,114 @@ DICTIONARIES = "dictionaries.json"
 VECTORS_FILE = "vectors.npy"
 
 
+#: The row-aligned column files of a version besides the vectors, and their types.
+COLUMNS: dict[str, type] = {
+    "ids": np.int64,
+    "alive": np.bool_,
+    "price": np.float32,
+    "category": np.int32,
+    "vendor": np.int32,
+    "in_stock": np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class RowBlock:
+    """Consecutive rows of an index as a version holds them: one array per `COLUMNS` file, and the vectors."""
+
+    columns: Mapping[str, np.ndarray]
+    vectors: np.ndarray
+
+
 def save_index(index: VectorIndex, directory: Path, extra: dict[str, Any] | None = None) -> Path:
     """Write `index` as a new version of `directory` and make it current. Returns the version folder.
 
     `extra` is stored in the manifest for the caller (e.g. the vector-store segment the index covers).
     """
-    directory, version, partial = new_version(directory)
-    with index.snapshot() as state:
-        for name, array in state.arrays.items():
-            with (partial / f"{name}.npy").open("wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-                flush_handle(handle)
-        _write_vectors(partial / VECTORS_FILE, state)
-        _write_json(partial / DICTIONARIES, state.dictionaries)
-        if state.engine is not None:
-            faiss.write_index(state.engine, str(partial / ENGINE_FILE))
-            fsync_path(partial / ENGINE_FILE)
-        fields = {
-            "model_id": state.model_id,
-            "dim": state.dim,
-            "index_type": state.spec.kind,
-            "engine": state.spec.to_json(),
-            "count": state.count,
-            "rows": state.rows,
+    version = VersionWriter(directory)
+    with index.snapshot() as state:  # writers wait while the files are written, not while they are checksummed
+        version.write_rows(state.dim, state.rows, _row_blocks(state))
+        version.write_dictionaries(state.dictionaries)
+        version.write_engine(state.engine)
+        model_id, spec, count = state.model_id, state.spec, state.count
+    return version.publish(model_id, spec, count, extra)
+
+
+class VersionWriter:
+    """Fills one new version folder and publishes it: the one writer of the saved format, whether
+    the rows come from a `VectorIndex` (`save_index`) or stream from the vector store (`index.build`).
+
+    Call `write_rows`, `write_dictionaries`, `write_engine` (any order), then `publish`, the commit
+    point. A writer that never publishes leaves a partial folder, which the next save sweeps.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.version = f"v{time.time_ns()}"
+        self.partial = self.directory / f".{self.version}.partial"
+        self.partial.mkdir()
+        self._shape: tuple[int, int] | None = None  # (rows, dim) once the rows are written
+
+    def write_rows(self, dim: int, rows: int, blocks: Iterable[RowBlock]) -> None:
+        """Stream exactly `rows` rows into the column files and the vectors, block by block, so memory
+        holds one block, never the whole index."""
+        with ExitStack() as files:
+            columns = {
+                name: files.enter_context(NpyWriter(self.partial / f"{name}.npy", dtype, rows))
+                for name, dtype in COLUMNS.items()
+            }
+            vectors = files.enter_context(NpyWriter(self.partial / VECTORS_FILE, np.float32, rows, dim))
+            for block in blocks:
+                for name, out in columns.items():
+                    out.write(block.columns[name])
+                vectors.write(block.vectors)
+        self._shape = (rows, dim)
+
+    def write_dictionaries(self, dictionaries: dict[str, list[str]]) -> None:
+        _write_json(self.partial / DICTIONARIES, dictionaries)
+
+    def write_engine(self, engine: faiss.Index | None) -> None:
+        """The FAISS structure, if any: a flat index built from the store saves none (loading adds the
+        memory-mapped vectors to a fresh one: the same memory a saved copy would take, half the disk)."""
+        if engine is not None:
+            faiss.write_index(engine, str(self.partial / ENGINE_FILE))
+            fsync_path(self.partial / ENGINE_FILE)
+
+    def publish(self, model_id: str, spec: EngineSpec, count: int, extra: dict[str, Any] | None = None) -> Path:
+        """Checksum the filled folder, rename it into place and make it current (the commit point)."""
+        if self._shape is None:
+            raise ValueError("publish before write_rows: a version needs its rows")
+        rows, dim = self._shape
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model_id": model_id,
+            "dim": dim,
+            "index_type": spec.kind,
+            "engine": spec.to_json(),
+            "count": count,
+            "rows": rows,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "extra": extra or {},
+            "files": {p.name: _sha256(p) for p in sorted(self.partial.iterdir())},
         }
-    return publish_version(directory, version, partial, fields, extra)
+        _write_json(self.partial / MANIFEST, manifest)
+        fsync_path(self.partial)
+        final = self.directory / self.version
+        os.rename(self.partial, final)
+        fsync_path(self.directory)
+        write_atomically(self.directory / CURRENT, (self.version + "\n").encode())
+        _sweep(self.directory, keep=self.version)
+        return final
 
 
-def new_version(directory: Path) -> tuple[Path, str, Path]:
-    """(directory, version name, partial folder to fill): the start of a save; `publish_version` ends it."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    version = f"v{time.time_ns()}"
-    partial = directory / f".{version}.partial"
-    partial.mkdir()
-    return directory, version, partial
-
-
-def publish_version(
-    directory: Path, version: str, partial: Path, fields: dict[str, Any], extra: dict[str, Any] | None = None
-) -> Path:
-    """Checksum the filled partial folder, rename it into place and make it current (the commit point)."""
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        **fields,
-        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "extra": extra or {},
-        "files": {p.name: _sha256(p) for p in sorted(partial.iterdir())},
-    }
-    _write_json(partial / MANIFEST, manifest)
-    fsync_path(partial)
-    final = directory / version
-    os.rename(partial, final)
-    fsync_path(directory)
-    write_atomically(directory / CURRENT, (version + "\n").encode())
-    _sweep(directory, keep=version)
-    return final
+def _row_blocks(state: IndexState) -> Iterator[RowBlock]:
+    """The index's rows in the blocks its vectors are read in (memory-mapped ones with plain reads)."""
+    start = 0
+    for vectors in state.vectors.chunks():
+        stop = start + len(vectors)
+        yield RowBlock({name: state.arrays[name][start:stop] for name in COLUMNS}, vectors)
+        start = stop
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -132,7 +191,6 @@ def load_index(
                     "rebuild it with `vitrine index rebuild`."
                 )
     try:
-        # Vectors are memory-mapped: a loaded index touches (and keeps resident) only the rows it reads.
         arrays = {p.stem: np.load(p, allow_pickle=False) for p in version_dir.glob("*.npy") if p.name != VECTORS_FILE}
         # Vectors are memory-mapped: a loaded index touches (and keeps resident) only the rows it reads.
         vectors = np.load(version_dir / VECTORS_FILE, allow_pickle=False, mmap_mode="r")
@@ -160,13 +218,6 @@ def _sweep(directory: Path, keep: str) -> None:
     for entry in directory.iterdir():
         if entry.is_dir() and entry.name != keep and (entry.name.startswith("v") or entry.name.endswith(".partial")):
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _write_vectors(path: Path, state: IndexState) -> None:
-    """Stream the vectors into a .npy file chunk by chunk: never the whole matrix in memory."""
-    with NpyWriter(path, np.float32, len(state.vectors), state.dim) as out:
-        for block in state.vectors.chunks():
-            out.write(block)
 
 
 class NpyWriter:
@@ -199,11 +250,6 @@ class NpyWriter:
             flush_handle(self._handle)
         finally:
             self._handle.close()
-
-
-def write_json(path: Path, data: object) -> None:
-    """JSON written and fsynced (a file of a version folder)."""
-    _write_json(path, data)
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -10,7 +10,8 @@ Search strategy per query batch:
   rows; many → the FAISS search restricted by the bitmap, with more lists probed the rarer the
   allowed rows are, so pages come back full; any short page falls back to the exact scan.
 Quantised kinds re-rank `rerank_factor * k` candidates with the exact float vectors, so scores are
-true cosines and quantisation costs (almost) no recall.
+true cosines and quantisation costs (almost) no recall. Exact scans and re-ranking are FAISS's
+(`index.exact`); every path orders equal scores the same way, the older row first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from index import exact
 from index.columns import AttributeColumns, Dictionary, GrowableArray, VectorRows
 from index.engines import Engine, EngineSpec
 from index.errors import IndexMismatch
@@ -133,7 +135,7 @@ class VectorIndex:
 
     def contains(self, item_id: int) -> bool:
         with self._lock.read():
-            return bool(self._id_map.rows_of(np.asarray([item_id]))[0] >= 0)
+            return self._id_map.row_of(item_id) >= 0
 
     def ids(self) -> np.ndarray:
         """Every id in the index, sorted."""
@@ -142,12 +144,12 @@ class VectorIndex:
 
     def attributes_of(self, item_id: int) -> ItemAttributes | None:
         with self._lock.read():
-            row = int(self._id_map.rows_of(np.asarray([item_id]))[0])
+            row = self._id_map.row_of(item_id)
             return self._attributes.row(row) if row >= 0 else None
 
     def vector_of(self, item_id: int) -> np.ndarray | None:
         with self._lock.read():
-            row = int(self._id_map.rows_of(np.asarray([item_id]))[0])
+            row = self._id_map.row_of(item_id)
             return self._vectors.take(np.asarray([row]))[0] if row >= 0 else None
 
     def holds(
@@ -264,7 +266,7 @@ class VectorIndex:
         """Add new ids; refuses ids already present (use `upsert` to replace)."""
         ids, vectors = self._validated(ids, vectors)
         with self._lock.write():
-            present = ids[self._id_map.rows_of(ids) >= 0]
+            present = ids[self._id_map.contains(ids)]
             if len(present):
                 raise ValueError(
                     f"{len(present)} ids are already in the index (e.g. {present[:5].tolist()}); use upsert"
@@ -414,7 +416,7 @@ class VectorIndex:
             tail = np.arange(self._engine.ntotal, total)
             if allowed is not None:
                 tail = tail[allowed[tail]]
-            scores, rows = _merge(scores, rows, *self._exact(queries, k, tail), k)
+            scores, rows = exact.merge([(scores, rows), self._exact(queries, k, tail)], k, len(queries))
         short = (rows < 0).any(axis=1) & (n_allowed >= k)
         if short.any():  # rare: a restricted FAISS search came back short; scan those queries exactly
             candidates = np.flatnonzero(allowed) if allowed is not None else None
@@ -442,33 +444,14 @@ class VectorIndex:
             nprobe = int(min(ceiling, max(nprobe, math.ceil(nprobe / selectivity))))
         scores, rows = self._engine.search(queries, fetch, bitmap, nprobe)
         if self.spec.exact:
-            return scores, rows
-        return self._rerank(queries, rows, k)
-
-    def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact cosine of each query with its candidate rows, best k first."""
-        safe = np.maximum(candidates, 0)
-        exact = np.einsum("qd,qcd->qc", queries, self._vectors.take(safe))
-        exact[candidates < 0] = -np.inf
-        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
-        rows = np.take_along_axis(candidates, order, axis=1)
-        scores = np.take_along_axis(exact, order, axis=1)
-        rows[~np.isfinite(scores)] = -1
-        return _pad(scores.astype(np.float32), rows, k)
+            return exact.ordered(scores, rows)
+        # FAISS scores the candidates on the exact vectors where they lie. Not `IndexRefineFlat`: it
+        # keeps its own copy of every vector in memory, where ours may be memory-mapped from disk.
+        return exact.rerank(self._vectors, queries, rows, k)
 
     def _exact(self, queries: np.ndarray, k: int, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Brute force over `rows` (all rows when None), in blocks to bound memory."""
-        rows = np.arange(len(self._ids)) if rows is None else rows
-        best_scores, best_rows = _empty(len(queries), k)
-        for start in range(0, len(rows), 65536):
-            block = rows[start : start + 65536]
-            scores = queries @ self._vectors.take(block).T
-            take = min(k, len(block))
-            top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            best_scores, best_rows = _merge(
-                best_scores, best_rows, np.take_along_axis(scores, top, axis=1), block[top], k
-            )
-        return best_scores, best_rows
+        """Exact top k over `rows` (ascending; all rows when None), by FAISS (see `index.exact`)."""
+        return exact.top_k(self._vectors, queries, k, rows)
 
     def _live_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Live-row mask and bitmap, cached between writes (searches share them read-only)."""
@@ -485,24 +468,6 @@ class VectorIndex:
 
 def _empty(nq: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
-
-
-def _pad(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    if rows.shape[1] >= k:
-        return scores[:, :k], rows[:, :k]
-    empty_scores, empty_rows = _empty(len(rows), k)
-    empty_scores[:, : rows.shape[1]], empty_rows[:, : rows.shape[1]] = scores, rows
-    return empty_scores, empty_rows
-
-
-def _merge(
-    scores_a: np.ndarray, rows_a: np.ndarray, scores_b: np.ndarray, rows_b: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.concatenate([scores_a, scores_b], axis=1)
-    rows = np.concatenate([rows_a, rows_b], axis=1)
-    scores = np.where(rows >= 0, scores, -np.inf)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return _pad(np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1), k)
 
 
 def _emptied(trained: faiss.Index) -> faiss.Index:

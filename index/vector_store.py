@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from index.durable import fsync_path, write_atomically
 from index.errors import IndexMismatch, IndexNotFound
 from index.filters import ItemAttributes
+from index.id_map import IdMap
 
 STORE_FILE = "store.json"
 #: Vector bytes per Parquet row group in merged files: what a scan or a lookup by id decodes at a time.
@@ -81,6 +82,18 @@ class _Latest:
     file: np.ndarray
     row: np.ndarray
     deleted: np.ndarray
+    lookup: IdMap  # id → position in these arrays (over `ids` itself: no copy)
+
+    @classmethod
+    def of(cls, ids: np.ndarray, file: np.ndarray, row: np.ndarray, deleted: np.ndarray) -> _Latest:
+        return cls(ids, file, row, deleted, IdMap.positions(ids))
+
+    def positions_of(self, ids: np.ndarray) -> np.ndarray:
+        """Position of each id's latest row in these arrays, -1 where the id has no live row."""
+        where = self.lookup.rows_of(ids)
+        found = np.flatnonzero(where >= 0)
+        where[found[self.deleted[where[found]]]] = -1
+        return where
 
 
 class VectorStore:
@@ -192,10 +205,11 @@ class VectorStore:
         names, latest = self._latest_rows()
         if not len(ids) or not len(latest.ids):
             return found, out
-        where = np.searchsorted(latest.ids, ids).clip(0, len(latest.ids) - 1)
-        hit = (latest.ids[where] == ids) & ~latest.deleted[where]
-        for file in np.unique(latest.file[where[hit]]):
-            mine = np.flatnonzero(hit & (latest.file[where] == file))
+        where = latest.positions_of(ids)
+        hit = where >= 0
+        file_of = np.where(hit, latest.file[where], -1)
+        for file in np.unique(file_of[hit]):
+            mine = np.flatnonzero(file_of == file)
             rows = latest.row[where[mine]]
             order = np.argsort(rows, kind="stable")
             part = self._open_files_by_name([names[file]])[0].parquet()
@@ -322,11 +336,12 @@ class VectorStore:
         deleted = np.concatenate([f[1] for f in flags]) if flags else np.empty(0, bool)
         file = np.concatenate([np.full(len(f[0]), n, np.int32) for n, f in enumerate(flags)]) if flags else ids[:0]
         row = np.concatenate([np.arange(len(f[0]), dtype=np.int32) for f in flags]) if flags else ids[:0]
+        # Not an id lookup but picking each id's latest row among all written (what `positions_of` then looks up).
         order = np.lexsort((np.arange(len(ids)), ids))  # by id, then by write order
         last = np.ones(len(order), dtype=bool)
         last[:-1] = ids[order][1:] != ids[order][:-1]
         chosen = order[last]
-        self._latest = (names, _Latest(ids[chosen], file[chosen], row[chosen], deleted[chosen]))
+        self._latest = (names, _Latest.of(ids[chosen], file[chosen], row[chosen], deleted[chosen]))
         return self._latest
 
     def _winners(self) -> list[tuple[_OpenedFile, np.ndarray]]:
@@ -377,7 +392,9 @@ class _OpenedFile:
 
 
 def _latest_per_file(ids: list[np.ndarray], deleted: list[np.ndarray], keep_tombstones: bool) -> list[np.ndarray]:
-    """Per file, sorted row numbers of the latest row of each id over all the files (in order)."""
+    """Per file, sorted row numbers of the latest row of each id over all the files (in order).
+
+    Not an id lookup (`IdMap`'s job) but a group-by: which of an id's rows was written last."""
     if not ids:
         return []
     all_ids = np.concatenate(ids)
@@ -402,7 +419,9 @@ def _row_groups(part: pq.ParquetFile) -> list[tuple[int, int]]:
 
 
 def _iter_rows(part: pq.ParquetFile, rows: np.ndarray, columns: list[str] | None = None) -> Iterator[pa.Table]:
-    """The given sorted rows of a file, one row group at a time (bounded memory for any file size)."""
+    """The given sorted rows of a file, one row group at a time (bounded memory for any file size).
+
+    The search below splits row numbers at row-group bounds: ranges of rows, not an id lookup."""
     for group, (start, size) in enumerate(_row_groups(part)):
         lo, hi = np.searchsorted(rows, [start, start + size])
         if hi > lo:

@@ -138,17 +138,42 @@ def test_sigkill_in_the_middle_of_a_save_leaves_the_previous_index_loadable(tmp_
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
+
+    def save_in_progress() -> bool:  # a save has begun and not reached its commit point (the rename)
+        return any(p.name.endswith(".partial") for p in target.iterdir())
+
+    def stop_mid_save(deadline: float) -> bool:
+        """Wait for the save just announced to leave its partial folder, then stop the child (SIGSTOP,
+        confirmed by waitpid) and look again: True if it is frozen with the save still unpublished. No
+        sleep decides where the kill lands, so it lands mid-save however fast or busy the machine is."""
+        while not save_in_progress():
+            assert child.poll() is None, "the child died before its save began"
+            assert time.monotonic() < deadline, "no save in progress was ever seen in the index folder"
+            time.sleep(0.002)
+        os.kill(child.pid, signal.SIGSTOP)
+        _, status = os.waitpid(child.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), "the child exited instead of stopping"
+        if save_in_progress():
+            return True
+        os.kill(child.pid, signal.SIGCONT)  # that save was published meanwhile: catch the next one
+        return False
+
     completed = []
+    deadline = time.monotonic() + 300
     try:
         assert child.stdout is not None
         for line in child.stdout:
             word, count = line.split()
             if word == "saved":
                 completed.append(int(count))
-            if word == "saving":
-                time.sleep(0.25)  # well inside writing ~400 MB with fsyncs
+            if word == "saving" and stop_mid_save(deadline):
                 child.send_signal(signal.SIGKILL)
+                child.wait(timeout=30)
+                # every save published before the kill printed "saved" before the next save began
+                completed += [int(rest.split()[1]) for rest in child.stdout if rest.startswith("saved ")]
                 break
+        else:
+            pytest.fail("the child stopped saving before it could be killed mid-save")
     finally:
         child.kill()
         child.wait(timeout=30)
@@ -156,7 +181,7 @@ def test_sigkill_in_the_middle_of_a_save_leaves_the_previous_index_loadable(tmp_
     leftovers = [p.name for p in target.iterdir() if p.name.endswith(".partial")]
     loaded = load_index(target, expected_model_id="crash-model")
     assert len(loaded) == completed[-1]  # the last complete save, count intact
-    assert leftovers, "the kill should have interrupted a save (raise the vector count if saves got faster)"
+    assert leftovers, "the killed save's partial folder should still be there"
     index, _ = _index("flat", 100)  # the next save sweeps the debris
     save_index(index, target)
     assert not [p for p in target.iterdir() if p.name.endswith(".partial")]
@@ -230,6 +255,7 @@ def test_index_build_info_rebuild_from_the_store(tmp_path: Path):
     assert missing.exit_code == 2 and "vitrine index build" in missing.output
 
 
+@pytest.mark.slow  # a full `vitrine bench index` run (about 50 s here)
 def test_bench_index_prints_the_promised_figures():
     result = runner.invoke(app, ["bench", "index", "--n", "60k", "--dim", "512", "--queries", "200", "--json"])
     assert result.exit_code == 0, result.output
