@@ -162,14 +162,15 @@ def run_server(app: str, env: dict[str, str], log_path: Path, timeout_s: float) 
             _wait_until_up(url, child, log_path, timeout_s)
             yield url, usage
         finally:
-            child.terminate()
-            try:
-                _, status, resources = _wait4(child.pid, 60)
-                usage["peak_rss_mb"] = round(resources.ru_maxrss / 1024, 1)
-                child.returncode = os.waitstatus_to_exitcode(status)
-            except TimeoutError:
-                child.kill()
-                child.wait()
+            if child.returncode is None:  # a server that died at start-up is reaped already: keep its error
+                child.terminate()
+                try:
+                    _, status, resources = _wait4(child.pid, 60)
+                    usage["peak_rss_mb"] = round(resources.ru_maxrss / 1024, 1)
+                    child.returncode = os.waitstatus_to_exitcode(status)
+                except TimeoutError:
+                    child.kill()
+                    child.wait()
 
 
 def _wait4(pid: int, timeout_s: float):  # type: ignore[no-untyped-def]

@@ -45,6 +45,7 @@ def test_generated_catalog_rows_and_vectors_agree(tiny, tmp_path: Path) -> None:
     assert check_workspace(workspace)["healthy"]
 
 
+@pytest.mark.slow  # uvicorn in a child process under a load run, after filling a 2,000-product catalog
 @pytest.mark.parametrize("factory", ["api.app:create_app_from_env", "api.search_app:create_search_app"])
 def test_bench_serve_runs_server_and_load_and_prints_the_figures(tiny, factory: str) -> None:
     result = runner.invoke(
@@ -70,8 +71,12 @@ def test_bench_serve_runs_server_and_load_and_prints_the_figures(tiny, factory: 
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["errors"] == 0, figures["by_clients"]
     assert figures["products"] == 2000
-    for key in ("requests_per_s", "p50_ms", "p99_ms", "embed_only_images_per_s", "requests_per_s_vs_embed_only"):
+    for key in ("requests_per_s", "p50_ms", "p99_ms", "embed_only_images_per_s"):
         assert figures[key] > 0, key
+    # to 3 places, the ratio of a few hundred requests/s to a tiny model's thousands of images/s can
+    # round to 0.0 on a slow or busy machine: check that it is that ratio, not that it is above 0
+    ratio = figures["requests_per_s"] / figures["embed_only_images_per_s"]
+    assert figures["requests_per_s_vs_embed_only"] == pytest.approx(ratio, abs=6e-4)
     assert set(figures["by_clients"]) == {"1", "4"}
     for level in figures["by_clients"].values():
         assert level["requests"] == 24

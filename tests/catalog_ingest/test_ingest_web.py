@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import os
 import re
 import signal
@@ -282,6 +283,7 @@ def test_sigkill_mid_ingest_then_rerun_completes_consistently(tmp_path: Path, ti
     assert report["models"][0]["vectors_in_store"] == report["models"][0]["images_in_database"] == 1200
 
 
+@pytest.mark.slow  # a benchmark run end to end: a 40-row catalog ingested in a child process
 def test_bench_ingest_reports_rates_and_the_childs_memory(tiny):
     from benchmarks.ingest import unique_jpeg
     from vision.decode import decode_image
@@ -294,7 +296,12 @@ def test_bench_ingest_reports_rates_and_the_childs_memory(tiny):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["accepted"] == 40 and figures["rows_per_s"] > 0 and figures["embed_only_images_per_s"] > 0
     assert 50 < figures["peak_rss_mb"] < 4000
-    assert figures["ingest_cpu_ms_per_image"] > 0 and figures["embed_only_cpu_ms_per_image"] > 0
+    # CPU per image, whatever the machine's speed or load: inference alone over 256 images, measured to
+    # the microsecond (test-tiny takes ~0.1 ms each), and the whole ingest, which decodes 1200x1200
+    # JPEGs and starts a Python process besides running the same inference, so costs more per image
+    embed_cpu, ingest_cpu = figures["embed_only_cpu_ms_per_image"], figures["ingest_cpu_ms_per_image"]
+    assert math.isfinite(embed_cpu) and math.isfinite(ingest_cpu)
+    assert 0 < embed_cpu < ingest_cpu
     assert 0 < figures["ingest_cores_busy"] <= os.cpu_count() + 0.5
 
 
