@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -37,10 +38,26 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> st
     return done.stdout
 
 
+def _source_copy(target: Path) -> Path:
+    """The files git would hand a fresh clone (tracked and new, not ignored), so the build writes
+    nothing into the working tree and sees none of its build leftovers."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO_ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
 def test_the_wheel_installs_and_runs_from_another_directory(tmp_path):
     wheels = tmp_path / "wheels"
+    source = _source_copy(tmp_path / "source")
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO_ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)],
         tmp_path,
     )
     (wheel,) = wheels.glob("vitrine-*.whl")
@@ -48,6 +65,9 @@ def test_the_wheel_installs_and_runs_from_another_directory(tmp_path):
     missing = [f for f in RUNTIME_FILES if f not in names]
     assert not missing, f"the wheel lacks {missing}"
     assert not any(name.startswith("tests/") for name in names)
+    packages = {path.parent.name for path in REPO_ROOT.glob("*/__init__.py")}
+    modules = {str(path.relative_to(source)) for package in packages for path in (source / package).rglob("*.py")}
+    assert modules - names == set(), "modules of the project missing from the wheel"
 
     # A scratch venv that sees this environment's installed dependencies but not the repository (a
     # path in a .pth file is added without running the .pth files inside it, so the editable
