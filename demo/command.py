@@ -82,10 +82,16 @@ def _demo_operator(home: Path) -> tuple[str, str]:
 
 
 def prepare_demo(model: str, backend: str, seed: int, products: int) -> DemoState:
-    """Catalog, ingest and operator account; each step is skipped when already done."""
+    """Catalog, ingest and operator account; each step is skipped when already done.
+
+    The database is checked first, so a data folder that needs `vitrine db upgrade` is refused
+    before minutes of catalog generation, not after."""
+    from catalog.db import make_engine
     from catalog.workspace import Workspace
 
-    home = Workspace.from_env().home
+    workspace = Workspace.from_env()
+    make_engine(workspace.database_url).dispose()
+    home = workspace.home
     root = home / "demo" / "catalog"
     _generate_catalog(root, seed, products)
     _ingest_catalog(root, model, backend)

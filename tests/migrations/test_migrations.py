@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from catalogs import make_rows, write_csv
 from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 from webapp import start_site
@@ -88,6 +89,12 @@ def test_a_0_1_0_database_is_refused_until_upgraded_then_keeps_every_row(tmp_pat
     assert current.exit_code == 0 and '"state": "behind"' in current.output and '"current": null' in current.output
     serve = runner.invoke(app, ["serve", "--model", "test-tiny"])
     assert serve.exit_code == 2 and "vitrine db upgrade" in _words(serve.output)
+    demo = runner.invoke(app, ["demo", "--model", "test-tiny", "--products", "20", "--prepare-only"])
+    assert demo.exit_code == 2 and "vitrine db upgrade" in _words(demo.output)
+    assert not (home / "demo" / "catalog").exists()  # refused before generating anything
+    catalog = write_csv(tmp_path / "acme.csv", make_rows(2))
+    ingest = runner.invoke(app, ["ingest", str(catalog), "--vendor", "acme", "--model", "test-tiny"])
+    assert ingest.exit_code == 2 and "vitrine db upgrade" in _words(ingest.output)
     assert _row_counts(url) == before  # refusing touched nothing
 
     upgraded = runner.invoke(app, ["db", "upgrade"])
