@@ -8,10 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import create_engine
 
 from catalog.workspace import Workspace
-from migrations.runner import status, upgrade
 from vision.model_store import chosen_model
 
 err = Console(stderr=True)
@@ -107,6 +105,10 @@ def doctor_command(as_json: Annotated[bool, typer.Option("--json", help="Print J
 @db_app.command("current")
 def db_current(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Show the database's revision, the newest this version knows, and whether an upgrade is due."""
+    from sqlalchemy import create_engine
+
+    from migrations.runner import status
+
     engine = create_engine(Workspace.from_env().database_url)
     try:
         found = status(engine)
@@ -122,6 +124,10 @@ def db_current(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the migrations the database lacks (a second run has nothing to do). Back up the data folder first."""
+    from sqlalchemy import create_engine
+
+    from migrations.runner import status, upgrade
+
     engine = create_engine(Workspace.from_env().database_url)
     try:
         found = status(engine)

@@ -28,8 +28,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
-from migrations.runner import require_current
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -121,6 +119,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
+
+    from migrations.runner import require_current  # Alembic loads only when a database is opened
 
     try:
         require_current(engine)
