@@ -8,7 +8,10 @@ holds data is `vitrine db upgrade`, run on purpose.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +19,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 HERE = Path(__file__).resolve().parent
 UPGRADE_COMMAND = "vitrine db upgrade"
+_LOCK_KEY = 0x76697472696E65  # "vitrine": the advisory lock of schema changes on PostgreSQL
 
 
 class SchemaError(Exception):
@@ -82,26 +85,53 @@ def status(engine: Engine) -> SchemaStatus:
     return SchemaStatus(current=current, head=head_revision(), has_tables=bool(tables))
 
 
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One process at a time looks at and changes the schema: another one creating a fresh database's
+    tables (SQLite commits each table on its own) must not look like a 0.1.0 database meanwhile.
+    SQLite: an exclusive lock on a file beside the database; PostgreSQL: an advisory lock."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        with open(f"{database}.schema-lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK_KEY})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+                connection.commit()
+        return
+    yield
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Apply every migration the database lacks; returns (revision before, revision after)."""
-    before = status(engine).current
-    with engine.begin() as connection:
-        command.upgrade(_config(connection), "head")
-    return before, status(engine).current or ""
+    with _migration_lock(engine):
+        before = status(engine).current
+        with engine.begin() as connection:
+            command.upgrade(_config(connection), "head")
+        return before, status(engine).current or ""
 
 
 def require_current(engine: Engine) -> None:
     """Create a fresh database's tables; refuse one that is behind or ahead, saying what to run."""
     found = status(engine)
-    if found.state == "fresh":
-        try:
-            upgrade(engine)
-        except DBAPIError:
-            # Another process created the tables at the same moment; what counts is the result.
-            found = status(engine)
-            if found.state != "current":
-                raise
+    if found.state == "current":
         return
+    with _migration_lock(engine):
+        found = status(engine)  # as it stands once no other process is changing it
+        if found.state == "fresh":
+            with engine.begin() as connection:
+                command.upgrade(_config(connection), "head")
+            return
     if found.state == "behind":
         where = f"revision {found.current}" if found.current else "the 0.1.0 schema (before migrations)"
         raise DatabaseBehind(

@@ -3,6 +3,7 @@ refusal to run on a database that is behind, and models that match the migration
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from pathlib import Path
 
@@ -103,6 +104,10 @@ def test_a_0_1_0_database_is_refused_until_upgraded_then_keeps_every_row(tmp_pat
     again = runner.invoke(app, ["db", "upgrade"])
     assert again.exit_code == 0 and "nothing to do" in _words(again.output)
     assert _row_counts(url) == before
+    upgraded_engine = create_engine(url)
+    with upgraded_engine.connect() as connection:  # the upgraded 0.1.0 schema is exactly the models'
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    upgraded_engine.dispose()
 
     site, server = start_site(Workspace(home))
     try:
@@ -144,3 +149,28 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path):
     engine.dispose()
     with pytest.raises(DatabaseAhead, match="newer Vitrine"):
         make_engine(url)
+
+
+def _open_when_told(url: str, start, results) -> None:  # type: ignore[no-untyped-def]
+    start.wait()
+    try:
+        make_engine(url).dispose()
+        results.put("ok")
+    except Exception as exc:  # reported to the parent, which shows it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_fresh_database_together_all_get_it(tmp_path):
+    """`serve` and `ingest` (or several workers) started at once on a new data folder: one creates
+    the tables, the others wait for it, and none is told the database needs an upgrade."""
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path / f'together-{attempt}.db'}"
+        start, results = context.Barrier(4), context.Queue()  # all four imported and ready, then go
+        workers = [context.Process(target=_open_when_told, args=(url, start, results)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        assert outcomes == ["ok"] * 4, outcomes
