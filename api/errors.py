@@ -66,6 +66,9 @@ def status_of(error: Exception) -> int:
 
 
 def _wants_json(request: Request) -> bool:
+    """JSON under /api, and everywhere in an app without pages (the search-only app)."""
+    if getattr(request.app.state, "payments", None) is None:
+        return True
     return request.url.path.startswith("/api/") or request.url.path == "/api"
 
 

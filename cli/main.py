@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from api.cli import serve_command
@@ -11,6 +13,7 @@ from catalog_ingest.cli import ingest_command
 from demo.cli import demo_app, models_train_demo
 from evaluation.cli import eval_command
 from index.cli import index_app
+from migrations.runner import SchemaError
 from vision.cli import embed_command, models_app
 from workflow.cli import users_app
 
@@ -37,4 +40,9 @@ app.command("serve")(serve_command)
 
 
 def main() -> None:
-    app()
+    """Run the command; a database that needs `vitrine db upgrade` (or a newer Vitrine) is one line, exit 2."""
+    try:
+        app()
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -22,7 +22,7 @@ from workflow.payments import PaymentProvider
 
 
 @dataclass
-class NewRequestBody:
+class NewRequestForm:
     """A customer request: the photo, a contact e-mail, optional words and budget."""
 
     photo: UploadFile
@@ -48,11 +48,11 @@ class RequestsApiController(Controller):
     path = "/api/requests"
     tags = ("requests",)
 
-    @post("/", name="api_create_request", status_code=201)
+    @post("/", name="api_create_request", status_code=201, operation_id="ApiRequestsApiCreateRequest")
     async def create(
         self,
         request: Request,
-        data: MultipartBody[NewRequestBody],
+        data: MultipartBody[NewRequestForm],
         settings: AppSettings,
         db: Db,
         search: Search,
@@ -67,12 +67,17 @@ class RequestsApiController(Controller):
         )
         return _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
 
-    @get("/{token:str}", name="api_get_request")
+    @get("/{token:str}", name="api_get_request", operation_id="ApiRequestsTokenApiGetRequest")
     async def read(self, request: Request, token: FromPath[str], db: Db, payments: Payments) -> dict[str, Any]:
         """A request by its token: status, expected reply time, matches, offers, messages, payment."""
         return _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
 
-    @post("/{token:str}/offers/{offer_id:int}/accept", name="api_accept_offer", status_code=200)
+    @post(
+        "/{token:str}/offers/{offer_id:int}/accept",
+        name="api_accept_offer",
+        status_code=200,
+        operation_id="ApiRequestsTokenOffersOfferIdAcceptApiAcceptOffer",
+    )
     async def accept(
         self,
         request: Request,
@@ -105,7 +110,7 @@ class HealthController(Controller):
     path = "/api/health"
     tags = ("service",)
 
-    @get("/", name="api_health", sync_to_thread=False)
+    @get("/", name="api_health", sync_to_thread=False, operation_id="ApiHealthApiHealth")
     def health(self, payments: Payments) -> dict[str, Any]:
         """Liveness, and whether payments run in test mode."""
         return {"ok": True, "test_mode": payments.is_test}

@@ -163,7 +163,13 @@ class SearchController(Controller):
     path = "/api/search"
     tags = ("search",)
 
-    @post("/", request_max_body_size=MAX_BODY_BYTES, status_code=200, name="api_search")
+    @post(
+        "/",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        name="api_search",
+        operation_id="ApiSearchSearchProductsHandler",  # the 0.1.0 name: generated clients keep working
+    )
     async def search_products(self, request: Request, search: Search) -> dict[str, Any]:
         """Ranked products for a photo and/or words, best first (one entry per product)."""
         began = time.perf_counter()

@@ -10,7 +10,7 @@ from litestar.datastructures import Cookie
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from api.dependencies import AppSettings, Db
+from api.dependencies import AppSettings, Db, Viewer
 from api.forms import SignIn
 from api.pages import page
 from workflow import staff_sessions, users
@@ -40,8 +40,8 @@ class SignInController(Controller):
     include_in_schema = False
 
     @get("/login", name="login_form")
-    async def login_form(self, request: Request, next: FromQuery[str | None] = None) -> Template:
-        return page(request, "login.html", next=safe_next(next), error=None)
+    async def login_form(self, request: Request, viewer: Viewer, next: FromQuery[str | None] = None) -> Template:
+        return page(request, "login.html", user=viewer, next=safe_next(next), error=None)
 
     @post("/login", name="login")
     async def login(self, request: Request, data: SignIn, db: Db, settings: AppSettings) -> Template | Redirect:

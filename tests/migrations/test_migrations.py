@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,6 +98,9 @@ def test_a_0_1_0_database_is_refused_until_upgraded_then_keeps_every_row(tmp_pat
     catalog = write_csv(tmp_path / "acme.csv", make_rows(2))
     ingest = runner.invoke(app, ["ingest", str(catalog), "--vendor", "acme", "--model", "test-tiny"])
     assert ingest.exit_code == 2 and "vitrine db upgrade" in _words(ingest.output)
+    for command in (["users", "add", "x", "--password", "long enough secret"], ["doctor"]):  # one line, no traceback
+        done = subprocess.run([sys.executable, "-m", "cli", *command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "vitrine db upgrade" in done.stderr and "Traceback" not in done.stderr
     assert _row_counts(url) == before  # refusing touched nothing
 
     upgraded = runner.invoke(app, ["db", "upgrade"])
