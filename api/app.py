@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
+from importlib import metadata
 from pathlib import Path
 
 from litestar import Litestar, Response
@@ -58,6 +59,14 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
+
+
+def _version() -> str:
+    """The installed release, as the OpenAPI document states it."""
+    try:
+        return metadata.version("vitrine")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 async def _security_headers(response: Response) -> Response:
@@ -137,7 +146,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Vitrine",
-            version="0.1.0",
+            version=_version(),
             path="/schema",
             # The HTML viewers load their scripts from a CDN, blank on an offline machine: serve the
             # document itself at /schema (JSON) and /schema/openapi.yaml.

@@ -14,7 +14,8 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Embedding model [default: $VITRINE_MODEL or vit-b-32-laion2b].")
+        str | None,
+        typer.Option("--model", "-m", help="Embedding model (default: $VITRINE_MODEL, else vit-b-32-laion2b)."),
     ] = None,
 ) -> None:
     """Run the web app: customer pages, operator workbench, JSON API (/api, OpenAPI at /schema)."""

@@ -19,7 +19,7 @@ from vision.model_store import chosen_model
 err = Console(stderr=True)
 
 ModelOption = Annotated[
-    str | None, typer.Option("--model", "-m", help="Embedding model [default: $VITRINE_MODEL or vit-b-32-laion2b].")
+    str | None, typer.Option("--model", "-m", help="Embedding model (default: $VITRINE_MODEL, else vit-b-32-laion2b).")
 ]
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
 from workflow.audit import trail
 from workflow.lifecycle import label
-from workflow.models import Candidate, CustomerRequest, Payment, User, utc
+from workflow.models import Candidate, CustomerRequest, Offer, Payment, User, utc
 from workflow.requests_service import estimate_reply
 
 
@@ -144,3 +144,20 @@ def operator_view(session: Session, request: CustomerRequest) -> dict:
         }
     )
     return view
+
+
+VENDOR_SHOWN = 200  # products and offers a vendor page lists
+
+
+def vendor_overview(db: sessionmaker, vendor_id: int) -> dict:
+    """The vendor's name, first products by title, product count and latest offers."""
+    with db() as session:
+        vendor = session.get(Vendor, vendor_id)
+        products = session.scalars(
+            select(Product).where(Product.vendor_id == vendor_id).order_by(Product.title).limit(VENDOR_SHOWN)
+        ).all()
+        total = session.scalar(select(func.count()).select_from(Product).where(Product.vendor_id == vendor_id))
+        offers = session.scalars(
+            select(Offer).where(Offer.vendor_id == vendor_id).order_by(Offer.id.desc()).limit(VENDOR_SHOWN)
+        ).all()
+        return {"vendor": vendor.name if vendor else "", "products": products, "total": total, "offers": offers}

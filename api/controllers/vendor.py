@@ -6,31 +6,12 @@ import asyncio
 
 from litestar import Controller, Request, get
 from litestar.response import Template
-from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
 from api.auth import vendor_staff_only
 from api.dependencies import Db, SignedIn
 from api.pages import page
-from catalog.db import Product, Vendor
 from workflow.errors import Forbidden
-from workflow.models import Offer
-
-SHOWN = 200
-
-
-def vendor_overview(db: sessionmaker, vendor_id: int) -> dict:
-    """The vendor's name, first products by title, product count and latest offers."""
-    with db() as session:
-        vendor = session.get(Vendor, vendor_id)
-        products = session.scalars(
-            select(Product).where(Product.vendor_id == vendor_id).order_by(Product.title).limit(SHOWN)
-        ).all()
-        total = session.scalar(select(func.count()).select_from(Product).where(Product.vendor_id == vendor_id))
-        offers = session.scalars(
-            select(Offer).where(Offer.vendor_id == vendor_id).order_by(Offer.id.desc()).limit(SHOWN)
-        ).all()
-        return {"vendor": vendor.name if vendor else "", "products": products, "total": total, "offers": offers}
+from workflow.views import vendor_overview
 
 
 class VendorController(Controller):
