@@ -14,7 +14,6 @@ from litestar.response import Redirect, Template
 
 from vision.errors import ImageRejected, ImageTooLarge, ImageUnsupported
 from workflow.errors import (
-    ClaimConflict,
     Conflict,
     Forbidden,
     Invalid,
@@ -33,7 +32,6 @@ STATUS_OF: dict[type[Exception], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
-    ClaimConflict: 409,
     Invalid: 422,
     ImageRejected: 400,
     ImageTooLarge: 413,

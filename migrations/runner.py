@@ -112,12 +112,17 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     yield
 
 
+def _apply_migrations(engine: Engine) -> None:
+    """Every revision the database lacks, in one transaction where the database allows; hold the lock."""
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "head")
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Apply every migration the database lacks; returns (revision before, revision after)."""
     with _migration_lock(engine):
         before = status(engine).current
-        with engine.begin() as connection:
-            command.upgrade(_config(connection), "head")
+        _apply_migrations(engine)
         return before, status(engine).current or ""
 
 
@@ -129,8 +134,7 @@ def require_current(engine: Engine) -> None:
     with _migration_lock(engine):
         found = status(engine)  # as it stands once no other process is changing it
         if found.state == "fresh":
-            with engine.begin() as connection:
-                command.upgrade(_config(connection), "head")
+            _apply_migrations(engine)
             return
     if found.state == "behind":
         where = f"revision {found.current}" if found.current else "the 0.1.0 schema (before migrations)"

@@ -176,9 +176,9 @@ class SearchController(Controller):
         query = await (await read_search_form(request)).query()
         try:
             hits = await search.search(query)
+        except ImageRejected:
+            raise  # its type decides the status (413, 415 or 400)
         except ValueError as exc:
-            if isinstance(exc, ImageRejected):
-                raise  # its type decides the status (413, 415 or 400)
             raise _bad(str(exc)) from None
         return {
             "model": search.model_id,
