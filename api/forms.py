@@ -65,6 +65,13 @@ class ReasonForm:
 
 
 @dataclass
+class ConfirmForm:
+    """A destructive action's form: `confirm` must be ticked (no script needed to ask)."""
+
+    confirm: str = ""
+
+
+@dataclass
 class RefineForm:
     """The workbench's search form: crop fractions, words, price range, category, vendor, stock."""
 
@@ -87,6 +94,7 @@ Accept = Annotated[AcceptForm, FORM]
 NewMessage = Annotated[MessageForm, FORM]
 Reason = Annotated[ReasonForm, FORM]
 Refine = Annotated[RefineForm, FORM]
+Confirm = Annotated[ConfirmForm, FORM]
 #: The offers form names its fields after the picked products (`price_<id>`, `note_<id>`).
 OffersForm = Annotated[dict[str, Any], FORM]
 

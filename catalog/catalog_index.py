@@ -44,6 +44,9 @@ class CatalogIndex:
         self.memory_budget = memory_budget
         self.store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
         self._spill: Path | None = None
+        # The store's newest segment this index is known to hold: what a serving process compares
+        # with the store to see whether another process has written since (`catalog.index_watch`).
+        self.synced_segment = self.store.last_segment
         self.index = self._open_index()
 
     def _next_spill(self) -> Path:
@@ -72,15 +75,25 @@ class CatalogIndex:
 
     def write(self, ids: np.ndarray, vectors: np.ndarray, attributes: Sequence[ItemAttributes]) -> None:
         if len(ids):
+            before = self.store.last_segment
             self.store.append(ids, vectors, attributes)
             self.index.upsert(ids, vectors, attributes)
+            self._synced_own_segment(before)
             if self.index.spec.kind == "flat" and len(self.index) > FLAT_MAX:
                 self._rebuild()  # a flat index holds a full copy of every vector: switch now, not at save
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids):
+            before = self.store.last_segment
             self.store.delete(ids)
             self.index.delete(ids)
+            self._synced_own_segment(before)
+
+    def _synced_own_segment(self, before: int) -> None:
+        """Count the segment this process just wrote as held, when it is the only one since `before`
+        (another process's segment in between leaves the index behind, to be refreshed)."""
+        if before == self.synced_segment and self.store.last_segment == before + 1:
+            self.synced_segment = before + 1
 
     def _rebuild(self) -> None:
         old, old_spill = self.index, self._spill

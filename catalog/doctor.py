@@ -1,4 +1,7 @@
-"""`vitrine doctor`: do the database, the vector store and the index agree, image by image?"""
+"""`vitrine doctor`: do the database, the vector store and the index agree, image by image?
+
+Customer views (vectors with `catalog.ids.VIEW_FLAG`) belong to no catalog image: they are counted
+(`customer_views`, included in the vector counts) but never reported as vectors without a product."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from sqlalchemy import select
 
 from catalog.catalog_index import CatalogIndex
 from catalog.db import ProductImage, make_engine, session_factory
+from catalog.ids import VIEW_FLAG
 from catalog.workspace import Workspace
 from index.vector_store import VectorStore
 
@@ -22,6 +26,7 @@ def check_workspace(workspace: Workspace) -> dict:
     for meta in stores:
         store = VectorStore.open(meta.parent)
         live = store.live_ids()
+        images = live[(live & VIEW_FLAG) == 0]
         catalog_index = CatalogIndex(workspace, store.model_id, store.dim)
         indexed = catalog_index.index.ids()
         catalog_index.close()
@@ -31,8 +36,9 @@ def check_workspace(workspace: Workspace) -> dict:
                 "images_in_database": len(known),
                 "vectors_in_store": len(live),
                 "vectors_in_index": len(indexed),
-                "images_without_vector": _sample(np.setdiff1d(known, live)),
-                "vectors_without_product": _sample(np.setdiff1d(live, known)),
+                "customer_views": len(live) - len(images),
+                "images_without_vector": _sample(np.setdiff1d(known, images)),
+                "vectors_without_product": _sample(np.setdiff1d(images, known)),
                 "index_missing": _sample(np.setdiff1d(live, indexed)),
                 "index_extra": _sample(np.setdiff1d(indexed, live)),
             }

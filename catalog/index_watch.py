@@ -1,5 +1,7 @@
 """Keep the running app's catalog index current: a vendor's ingest (another process) appends
-segments to the vector store; when the store has moved on, the search service reopens its index."""
+segments to the vector store; when the store has moved on past what the index holds, the search
+service reopens its index. Segments the app wrote itself (customer views, through
+`SearchService.write_vectors`) are already in its index and cause no reload."""
 
 from __future__ import annotations
 
@@ -13,16 +15,19 @@ def store_position(search) -> int:  # type: ignore[no-untyped-def]
     return int(search.index.store.last_segment)
 
 
+def index_behind(search) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the store holds segments the serving index has not seen."""
+    index = search.index
+    return store_position(search) != getattr(index, "synced_segment", None)
+
+
 async def watch_index(search, every_s: float) -> None:  # type: ignore[no-untyped-def]
-    """Poll the store's last segment every `every_s` seconds; refresh the index when it grew."""
-    seen = await asyncio.to_thread(store_position, search)
+    """Every `every_s` seconds, refresh the index when the store has segments it has not seen."""
     while True:
         await asyncio.sleep(every_s)
         try:
-            now = await asyncio.to_thread(store_position, search)
-            if now != seen:
+            if await asyncio.to_thread(index_behind, search):
                 await asyncio.to_thread(search.refresh_index)
-                seen = await asyncio.to_thread(store_position, search)
-                log.info("catalog index refreshed (store segment %s)", seen)
+                log.info("catalog index refreshed (store segment %s)", search.index.synced_segment)
         except Exception:  # a failed refresh keeps the old index serving; try again next time
             log.exception("catalog index refresh failed")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 from catalog.catalog_index import CatalogIndex
 from catalog.db import Product, Vendor
-from catalog.ids import MAX_IMAGES_PER_PRODUCT, product_of_image
+from catalog.ids import MAX_VECTORS_PER_PRODUCT, product_of_image
 from index.filters import SearchFilter
 
 
@@ -49,7 +49,10 @@ def search_products(
     k: int = 10,
     search_filter: SearchFilter | None = None,
 ) -> list[ProductHit]:
-    """Top-k products for a unit query vector: each product once, scored by its best-matching image."""
+    """Top-k products for a unit query vector: each product once, scored by its best-matching image.
+
+    A product's vectors are its catalog images and its customer views (`catalog.ids`); the hit's
+    `image_id` says which one matched (`ids.is_customer_view`)."""
     fetch = k
     while True:
         result = index.index.search(query, fetch, search_filter)
@@ -59,7 +62,7 @@ def search_products(
             if product not in best:
                 best[product] = (score, image)
         exhausted = len(result.hits(0)) < fetch
-        if len(best) >= k or exhausted or fetch >= k * MAX_IMAGES_PER_PRODUCT:
+        if len(best) >= k or exhausted or fetch >= k * MAX_VECTORS_PER_PRODUCT:
             break
         fetch *= 2
     ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]

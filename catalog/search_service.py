@@ -4,11 +4,16 @@ One `SearchService` per server process owns the embedder (behind a `MicroBatchEm
 concurrent uploads share inference calls) and the catalog index, and answers `search` from any
 number of concurrent requests on the event loop. Index search and the database join run in a
 worker thread: FAISS searches are thread-safe, and the loop stays free to accept uploads.
+
+The serving process also writes a few vectors itself: customer views (`workflow.customer_views`),
+searchable the moment an operator confirms a photo. They go through `write_vectors`, see there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from catalog.catalog_index import CatalogIndex
 from catalog.product_search import ProductHit, search_products
 from catalog.workspace import Workspace
-from index.filters import SearchFilter
+from index.filters import ItemAttributes, SearchFilter
 from index.rwlock import ReadWriteLock
 from vision.crop import Crop, validate_crop
 from vision.embedder import Backend, l2_normalise, open_embedder
@@ -88,6 +93,7 @@ class SearchService:
         self.manifest = embedder.manifest
         self.embedder = MicroBatchEmbedder(embedder, window_ms=window_ms, max_batch=max_batch)
         self._index_lock = ReadWriteLock()  # searches read; `refresh_index` swaps the index under the write side
+        self._writing = threading.Lock()  # one writer of the index at a time: a refresh or a vector write
         self.index = CatalogIndex(workspace, self.manifest.model_id, self.manifest.embed_dim)
 
     @property
@@ -121,10 +127,32 @@ class SearchService:
         The fresh index is opened beside the old one (searches go on meanwhile), swapped in, and the
         old one closed once no search is using it.
         """
-        fresh = CatalogIndex(self.workspace, self.manifest.model_id, self.manifest.embed_dim)
-        with self._index_lock.write():
-            old, self.index = self.index, fresh
-            old.close()
+        with self._writing:  # a vector written meanwhile would land in the old index and be lost
+            fresh = CatalogIndex(self.workspace, self.manifest.model_id, self.manifest.embed_dim)
+            with self._index_lock.write():
+                old, self.index = self.index, fresh
+                old.close()
+
+    def write_vectors(self, ids: np.ndarray, vectors: np.ndarray, attributes: Sequence[ItemAttributes]) -> None:
+        """Add or replace vectors (customer views) in the serving index: searchable at once, kept on restart.
+
+        `CatalogIndex.write` appends them to the Parquet vector store first (an fsynced segment: the
+        source of truth, which a restarted process replays on top of the saved index) and then to the
+        index in memory. The saved index is not rewritten here: that is `publish_index`'s job, the one
+        writer of the saved format, run at the end of every ingest (it folds these rows in with the
+        rest). The store takes appends from several processes (a file lock numbers the segments), so
+        an ingest running meanwhile loses nothing either.
+
+        Searches wait while the vectors go in (the write side of the lock): an index growing past the
+        flat kind is rebuilt and swapped inside `CatalogIndex.write`, which a search must not straddle.
+        """
+        with self._writing, self._index_lock.write():
+            self.index.write(np.asarray(ids, np.int64), np.asarray(vectors, np.float32), attributes)
+
+    def remove_vectors(self, ids: np.ndarray) -> None:
+        """Delete vectors (a wrong customer view) from the serving index and its store (a tombstone)."""
+        with self._writing, self._index_lock.write():
+            self.index.remove(np.asarray(ids, np.int64))
 
     def close(self) -> None:
         self.embedder.close()

@@ -32,7 +32,7 @@ from sqlalchemy.orm import selectinload
 
 from catalog.catalog_index import publish_index
 from catalog.db import IngestJob, Product, ProductImage, Vendor, make_engine, session_factory
-from catalog.ids import image_id, product_id, product_of_image
+from catalog.ids import VIEW_FLAG, image_id, product_id, product_of_image
 from catalog.workspace import Workspace
 from catalog_ingest.errors import CatalogError, ImageUnavailable
 from catalog_ingest.images import FetchPolicy, ImageResolver, UrlFetcher
@@ -258,8 +258,11 @@ def _load_and_hash(resolver: ImageResolver, ref: str) -> tuple[bytes, str]:
 
 
 def _reconcile(sessions, store: VectorStore) -> None:  # type: ignore[no-untyped-def]
-    """Tombstone vectors whose product never reached the database (a crash between the two writes)."""
+    """Tombstone vectors whose product never reached the database (a crash between the two writes).
+
+    Customer views (`catalog.ids.is_customer_view`) are not catalog images and are left alone."""
     live = store.live_ids()
+    live = live[(live & VIEW_FLAG) == 0]
     if not len(live):
         return
     with sessions() as session:

@@ -16,6 +16,7 @@ from index.cli import index_app
 from migrations.runner import SchemaError
 from vision.cli import embed_command, models_app
 from workflow.cli import users_app
+from workflow.pairs_cli import pairs_app
 
 app = typer.Typer(
     name="vitrine",
@@ -30,6 +31,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 app.add_typer(users_app, name="users")
+app.add_typer(pairs_app, name="pairs")
 app.add_typer(db_app, name="db")
 app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)

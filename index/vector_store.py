@@ -18,6 +18,8 @@ vectors by id does not reread every segment each time.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -302,8 +304,9 @@ class VectorStore:
 
     def _sweep(self) -> None:
         """Delete what a crash left behind: temporary files and files a merged one covers."""
-        for path in self.directory.glob(".segment-*.tmp"):
-            path.unlink(missing_ok=True)
+        with _appending(self.directory):  # never the temporary file of an append under way elsewhere
+            for path in self.directory.glob(".segment-*.tmp"):
+                path.unlink(missing_ok=True)
         in_charge = set(self.segments())
         for path in self.directory.glob("segment-*.parquet"):
             if _NAME.fullmatch(path.name) and path not in in_charge:
@@ -369,14 +372,30 @@ class VectorStore:
         if len(attributes) != len(ids):
             raise ValueError(f"got {len(attributes)} attribute rows for {len(ids)} ids")
         table = _table(self.model_id, self.dim, ids, vectors, attributes, deleted)
-        number = self.last_segment + 1
-        final = self.directory / f"segment-{number:08d}.parquet"
-        temporary = self.directory / f".{final.name}.tmp"
-        pq.write_table(table, temporary, use_dictionary=DICTIONARY_COLUMNS)
-        fsync_path(temporary)
-        os.replace(temporary, final)
-        fsync_path(self.directory)
+        with _appending(self.directory):  # the number is taken and used by one process at a time
+            number = self.last_segment + 1
+            final = self.directory / f"segment-{number:08d}.parquet"
+            temporary = self.directory / f".{final.name}.tmp"
+            pq.write_table(table, temporary, use_dictionary=DICTIONARY_COLUMNS)
+            fsync_path(temporary)
+            os.replace(temporary, final)
+            fsync_path(self.directory)
         self._flags[final.name] = (ids.copy(), np.full(len(ids), deleted))
+
+
+@contextlib.contextmanager
+def _appending(directory: Path) -> Iterator[None]:
+    """An exclusive lock (flock on the store's folder) while a segment is numbered and written.
+
+    The store usually has one writer (an ingest), but a serving app adds customer views to it too
+    (`catalog.search_service.SearchService.write_vectors`): without the lock, two processes could
+    take the same segment number and one's rows would replace the other's."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
 
 
 class _OpenedFile:

@@ -186,3 +186,53 @@ class StaffSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConfirmedPair(Base):
+    """A person's word that a customer photo shows a product (or, `rejected`, that it does not).
+
+    `offered`: an operator sent an offer for it; `accepted`: the customer accepted that offer (the
+    stronger label); `rejected`: the operator said none of the shown candidates match. Each label is
+    its own row, so an accepted pair keeps its `offered` row (who offered it, when) beside the
+    `accepted` one; the unique key makes re-sending or re-importing the same pair add nothing.
+    Vendor and sku are copied, so a pair outlives its product's removal from the catalog.
+    """
+
+    __tablename__ = "confirmed_pairs"
+    __table_args__ = (UniqueConstraint("photo_sha256", "product_id", "label", name="uq_confirmed_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), nullable=True, index=True)
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    crop: Mapped[list | None] = mapped_column(JSON, nullable=True)  # x, y, w, h fractions, as searched
+    product_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    vendor: Mapped[str] = mapped_column(String(200))
+    sku: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(10))  # offered | accepted | rejected
+    source: Mapped[str] = mapped_column(String(10))  # offer | import
+    offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id"), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class CustomerView(Base):
+    """A confirmed customer photo kept as one more vector of its product (`catalog.ids.view_image_id`).
+
+    `image_id` is the vector id while this view holds its slot; when a newer view takes the slot over
+    (see `workflow.customer_views`), the row stays as history with `image_id` NULL, so a view an
+    operator removed is never added again. No foreign key to products: a product removed from the
+    catalog must not be held back by its views (search drops hits of products no longer listed).
+    """
+
+    __tablename__ = "customer_views"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    product_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    slot: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("confirmed_pairs.id"), index=True)
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    crop: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)

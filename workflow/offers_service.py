@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
 from catalog.money import PriceError, parse_price
-from workflow import audit
+from workflow import audit, pairs
 from workflow.claims import actor, require_claim
 from workflow.errors import Conflict, Invalid, NotFound, PaymentFailed
 from workflow.lifecycle import move_offer, move_request
@@ -56,7 +56,11 @@ def send_offers(
     outbox: Outbox,
     link: str,
 ) -> list[int]:
-    """Create the offers, move the request to offers_sent and release the claim; e-mail the customer."""
+    """Create the offers, move the request to offers_sent and release the claim; e-mail the customer.
+
+    Each offer is also recorded as an `offered` confirmed pair (`workflow.pairs`), in the same
+    transaction; recording never makes the offer fail. The serving app then adds the request's photo
+    as a customer view of each offered product (`workflow.customer_views.add_views_for_offers`)."""
     if not drafts:
         raise Invalid("Pick at least one product to offer (tick its box).")
     if len(drafts) > MAX_OFFERS:
@@ -68,6 +72,7 @@ def send_offers(
         request = load_by_id(session, request_id)
         require_claim(session, request, user)
         ids = []
+        sent: list[Offer] = []
         for draft in drafts:
             if len(draft.note) > MAX_NOTE:
                 raise Invalid(f"Keep each note under {MAX_NOTE} characters.")
@@ -98,7 +103,9 @@ def send_offers(
             session.add(offer)
             session.flush()
             ids.append(offer.id)
+            sent.append(offer)
             audit.record(session, actor(user), "offer.sent", request.id, offer_id=offer.id, price=str(price))
+        pairs.record_sent_offers(session, request, sent, user)
         handling = (moment - utc(request.claimed_at)).total_seconds() if request.claimed_at else None
         move_request(
             session,
@@ -263,6 +270,7 @@ def accept_offer(
         for other in request.offers:
             if other.id == offer_id:
                 move_offer(session, other, OfferStatus.ACCEPTED, "customer")
+                pairs.record_accepted(session, request, other)
             elif other.status == OfferStatus.SENT:
                 move_offer(session, other, OfferStatus.SUPERSEDED, "system")
         move_request(session, request, RequestStatus.PAID, "system", payment_id=payment_id)

@@ -6,9 +6,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
+from catalog.ids import is_customer_view
 from workflow.audit import trail
 from workflow.lifecycle import label
-from workflow.models import Candidate, CustomerRequest, Offer, Payment, User, utc
+from workflow.models import Candidate, CustomerRequest, CustomerView, Offer, Payment, User, utc
 from workflow.requests_service import estimate_reply
 
 
@@ -21,8 +22,14 @@ def _iso(moment) -> str | None:  # type: ignore[no-untyped-def]
     return value.isoformat(timespec="seconds") if value else None
 
 
-def candidates(session: Session, request: CustomerRequest, round_: int | None = None) -> list[dict]:
-    """The ranked candidates of one search round (default: the latest), with live product facts."""
+def candidates(
+    session: Session, request: CustomerRequest, round_: int | None = None, staff: bool = False
+) -> list[dict]:
+    """The ranked candidates of one search round (default: the latest), with live product facts.
+
+    A candidate found through a customer view shows its product's first catalog photo; for `staff`
+    (the workbench, never the customer) it also carries `customer_view`: the view it matched (its id,
+    its photo, whether it is still live), so an operator can see why and remove a wrong one."""
     if round_ is None:
         round_ = session.scalar(select(func.max(Candidate.round)).where(Candidate.request_id == request.id)) or 0
     rows = session.execute(
@@ -33,8 +40,26 @@ def candidates(session: Session, request: CustomerRequest, round_: int | None = 
         .where(Candidate.request_id == request.id, Candidate.round == round_)
         .order_by(Candidate.rank)
     ).all()
-    return [
-        {
+    through_views = [c for c, *_ in rows if is_customer_view(c.image_id)]
+    first_photos: dict[int, str] = {}
+    views: dict[int, CustomerView] = {}
+    if through_views:
+        for product_id, sha in session.execute(
+            select(ProductImage.product_id, ProductImage.sha256)
+            .where(ProductImage.product_id.in_([c.product_id for c in through_views]))
+            .order_by(ProductImage.position.desc())
+        ):
+            first_photos[product_id] = sha  # the lowest position wins
+        if staff:
+            views = {
+                v.image_id: v
+                for v in session.scalars(
+                    select(CustomerView).where(CustomerView.image_id.in_([c.image_id for c in through_views]))
+                )
+            }
+    found = []
+    for c, p, vendor, sha in rows:
+        item = {
             "product_id": c.product_id,
             "rank": c.rank + 1,
             "score": round(c.score, 4),
@@ -45,10 +70,19 @@ def candidates(session: Session, request: CustomerRequest, round_: int | None = 
             "category": p.category,
             "in_stock": p.in_stock,
             "url": p.url,
-            "image_url": image_url(sha or ""),
+            "image_url": image_url(sha or first_photos.get(c.product_id, "")),
         }
-        for c, p, vendor, sha in rows
-    ]
+        if staff:
+            item["customer_view"] = _view_dict(views.get(c.image_id)) if is_customer_view(c.image_id) else None
+        found.append(item)
+    return found
+
+
+def _view_dict(view: CustomerView | None) -> dict:
+    """The customer view holding the matched vector id now (another one if the slot was reused since)."""
+    if view is None:
+        return {"id": None, "photo_url": "", "live": False}
+    return {"id": view.id, "photo_url": image_url(view.photo_sha256), "live": view.removed_at is None}
 
 
 def offer_dict(offer) -> dict:  # type: ignore[no-untyped-def]
@@ -122,7 +156,7 @@ def operator_view(session: Session, request: CustomerRequest) -> dict:
             "claim_expires_at": _iso(request.claim_expires_at),
             "round": latest,
             "last_query": last_query or {},
-            "candidates": candidates(session, request, latest),
+            "candidates": candidates(session, request, latest, staff=True),
             "payments": [
                 {
                     "id": p.id,

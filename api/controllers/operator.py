@@ -14,9 +14,10 @@ from sqlalchemy.orm import sessionmaker
 
 from api.auth import admin_only, staff_only
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, SignedIn
-from api.forms import NewMessage, OffersForm, Reason, Refine, offer_drafts, offer_hours
+from api.forms import Confirm, NewMessage, OffersForm, Reason, Refine, offer_drafts, offer_hours
 from api.pages import notice_redirect, page
-from workflow import claims, offers_service, requests_service, workbench
+from workflow import claims, customer_views, offers_service, pairs, requests_service, workbench
+from workflow.errors import Invalid
 from workflow.models import User
 from workflow.payments import PaymentProvider
 from workflow.settings import Settings
@@ -104,12 +105,45 @@ class OperatorController(Controller):
         outbox: Mail,
         settings: AppSettings,
         link: RequestLink,
+        search: Search,
     ) -> Redirect:
         drafts = offer_drafts(data)
         hours = offer_hours(data, settings.offer_ttl_hours)
-        await asyncio.to_thread(offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link)
+        ids = await asyncio.to_thread(offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link)
+        # The customer's photo becomes a view of each offered product, searchable at once (never fails).
+        await asyncio.to_thread(customer_views.add_views_for_offers, db, search, settings.workspace, ids, user)
         return notice_redirect(
             request, f"/operator/requests/{request_id}", f"{len(drafts)} offer(s) sent to the customer."
+        )
+
+    @post("/requests/{request_id:int}/none-match", name="none_match")
+    async def none_match(self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db) -> Redirect:
+        """None of the shown candidates is the product: recorded as rejected pairs, nothing else changes."""
+        added = await asyncio.to_thread(pairs.reject_shown, db, request_id, user)
+        return notice_redirect(
+            request,
+            f"/operator/requests/{request_id}#candidates",
+            f"Noted: none of these match ({added} new judgement(s)). Search again to find the product.",
+        )
+
+    @post("/requests/{request_id:int}/views/{view_id:int}/remove", name="remove_view")
+    async def remove_view(
+        self,
+        request: Request,
+        request_id: FromPath[int],
+        view_id: FromPath[int],
+        data: Confirm,
+        user: SignedIn,
+        db: Db,
+        search: Search,
+    ) -> Redirect:
+        """Take a wrong customer view out of the search (after the operator ticked the confirmation)."""
+        if data.confirm != "yes":
+            raise Invalid("Tick the box to confirm that this customer photo is not this product.")
+        sink = customer_views.ServingSink(search)
+        await asyncio.to_thread(customer_views.remove_view, db, sink, view_id, user, request_id)
+        return notice_redirect(
+            request, f"/operator/requests/{request_id}#candidates", "The customer photo no longer finds that product."
         )
 
     @post("/requests/{request_id:int}/offers/{offer_id:int}/withdraw", name="withdraw_offer", sync_to_thread=True)

@@ -108,7 +108,9 @@ def test_a_0_1_0_database_is_refused_until_upgraded_then_keeps_every_row(tmp_pat
     assert "0.1.0 schema" in _words(upgraded.output) and head_revision() in upgraded.output
     again = runner.invoke(app, ["db", "upgrade"])
     assert again.exit_code == 0 and "nothing to do" in _words(again.output)
-    assert _row_counts(url) == before
+    after = _row_counts(url)
+    assert {t: after[t] for t in before} == before  # every 0.1.0 row kept
+    assert {t: n for t, n in after.items() if t not in before} == {"confirmed_pairs": 0, "customer_views": 0}
     upgraded_engine = create_engine(url)
     with upgraded_engine.connect() as connection:  # the upgraded 0.1.0 schema is exactly the models'
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
@@ -179,3 +181,97 @@ def test_processes_opening_a_fresh_database_together_all_get_it(tmp_path):
         for worker in workers:
             worker.join(timeout=60)
         assert outcomes == ["ok"] * 4, outcomes
+
+
+def _at_baseline(url: str) -> None:
+    """A database migrated to 0001_baseline only (the schema this release's first revision made)."""
+    from alembic import command
+
+    from migrations.runner import _config
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), "0001_baseline")
+    engine.dispose()
+
+
+def test_a_0001_database_gains_the_pairs_and_views_tables_and_keeps_its_rows(tmp_path):
+    from alembic import command
+    from sqlalchemy.exc import IntegrityError
+
+    from migrations.runner import _config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'at-0001.db'}"
+    _at_baseline(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO vendors (id, name, created_at) VALUES (1, 'acme', '2026-01-01')"))
+    assert status(engine).current == "0001_baseline" and status(engine).state == "behind"
+    assert not {"confirmed_pairs", "customer_views"} & set(inspect(engine).get_table_names())
+    with pytest.raises(DatabaseBehind, match="0001_baseline"):
+        make_engine(url)
+    assert upgrade(engine) == ("0001_baseline", head_revision())
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        assert connection.execute(text("SELECT name FROM vendors")).scalars().all() == ["acme"]
+    with engine.begin() as connection:  # the unique key holds; views' vector ids are unique but may be NULL twice
+        pair = (
+            "INSERT INTO confirmed_pairs (photo_sha256, product_id, vendor, sku, label, source, created_at) "
+            "VALUES ('ab', 7, 'acme', 'A', 'offered', 'import', '2026-01-01')"
+        )
+        connection.execute(text(pair))
+        for image_id in (None, None, 5):
+            connection.execute(
+                text(
+                    "INSERT INTO customer_views (product_id, slot, image_id, pair_id, photo_sha256, created_at) "
+                    "VALUES (7, 0, :image, 1, 'ab', '2026-01-01')"
+                ),
+                {"image": image_id},
+            )
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(pair))
+    with engine.begin() as connection:  # and back down: the tables go, the rest stays
+        command.downgrade(_config(connection), "0001_baseline")
+    assert not {"confirmed_pairs", "customer_views"} & set(inspect(engine).get_table_names())
+    assert _row_counts(url)["vendors"] == 1
+    engine.dispose()
+
+
+def test_an_upgraded_0_1_0_database_records_pairs_against_its_old_requests(tmp_path, monkeypatch):
+    from sqlalchemy import select
+
+    from catalog.db import session_factory
+    from workflow.models import ConfirmedPair, CustomerRequest, CustomerView
+    from workflow.pairs import record_pair
+
+    home = tmp_path / "home"
+    url = _load_0_1_0(home)
+    monkeypatch.setenv("VITRINE_HOME", str(home))
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    try:
+        with sessions() as session:
+            request = session.get(CustomerRequest, 1)
+            pair = record_pair(
+                session,
+                photo_sha256=request.photo_sha256,
+                product_id=request.offers[0].product_id,
+                vendor="acme",
+                sku="MUG-1",
+                label="accepted",
+                source="offer",
+                request_id=request.id,
+                offer_id=request.offers[0].id,
+                created_by_id=request.operator_id,
+            )
+            session.flush()
+            session.add(
+                CustomerView(product_id=pair.product_id, slot=0, image_id=1, pair_id=pair.id, photo_sha256="ab")
+            )
+            session.commit()
+        with sessions() as session:
+            assert session.scalar(select(ConfirmedPair.request_id)) == 1
+            assert session.scalar(select(CustomerView.pair_id)) == pair.id
+    finally:
+        engine.dispose()
