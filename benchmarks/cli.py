@@ -43,9 +43,16 @@ def bench_embed(
     photos: Annotated[int, typer.Option(help="12-megapixel JPEGs through the pipeline.")] = 256,
     threads: Annotated[int, typer.Option(help="Inference threads (0: all cores).")] = 0,
     torch: Annotated[bool, typer.Option("--torch/--no-torch", help="Include the torch baseline.")] = True,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Also time this architecture (random weights) in the same run, e.g. ViT-B-32; adds ratios."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Embedding throughput (torch, ONNX fp32, ONNX int8), decode-included pipeline rate and latency."""
+    """Embedding throughput (torch, ONNX fp32, ONNX int8), decode-included pipeline rate and latency.
+
+    `vitrine bench embed --model vitrine-lite2 --baseline ViT-B-32 --json` times the default model next to
+    ViT-B-32's compute in one run."""
     from benchmarks.embed import BenchSettings, run_embed_bench
 
     settings = BenchSettings(
@@ -56,6 +63,7 @@ def bench_embed(
         photos=photos,
         threads=threads,
         include_torch=torch,
+        baseline=baseline,
     )
     try:
         result = run_embed_bench(settings, ModelStore(), log=lambda m: err.print(m, style="dim"))

@@ -37,6 +37,7 @@ class BenchSettings:
     latency_runs: int = 30
     threads: int = 0
     include_torch: bool = True
+    baseline: str | None = None  # another architecture (random weights) timed in the same run, e.g. ViT-B-32
 
 
 def run_embed_bench(settings: BenchSettings, store: ModelStore, log: Callable[[str], None] = print) -> dict:
@@ -96,8 +97,36 @@ def run_embed_bench(settings: BenchSettings, store: ModelStore, log: Callable[[s
     }
     if "torch_images_per_s" in result:
         result["ratios"]["onnx_vs_torch"] = round(onnx_rate / float(result["torch_images_per_s"]), 2)
+    if settings.baseline:
+        result["baseline"] = _baseline_rates(settings, store, threads, sources, log)
+        for key in ("onnx_images_per_s", "onnx_int8_images_per_s", "pipeline_images_per_s"):
+            ratio = float(result[key]) / float(result["baseline"][key])
+            result["ratios"][f"{key.removesuffix('_images_per_s')}_vs_baseline"] = round(ratio, 2)
     result["cpu_count"] = os.cpu_count()
     return result
+
+
+def _baseline_rates(
+    settings: BenchSettings, store: ModelStore, threads: int, sources: list[bytes], log: Callable[[str], None]
+) -> dict[str, object]:
+    """The same embedding and pipeline rates for the baseline architecture (random weights: same compute),
+    measured in this run, so the model's figures come with a ratio rather than a number from another day."""
+    assert settings.baseline is not None
+    directory, manifest = benchmark_model(settings.baseline, True, store, log)
+    pixels = np.random.default_rng(0).standard_normal(
+        (settings.batch, 3, *manifest.preprocess.image_size), dtype=np.float32
+    )
+    fp32 = OnnxEmbedder(directory, manifest, quantized=False, threads=threads)
+    int8 = OnnxEmbedder(directory, manifest, quantized=True, threads=threads)
+    log(f"timing the baseline {manifest.architecture} (ONNX fp32, int8, pipeline) ...")
+    return {
+        "model": settings.baseline,
+        "architecture": manifest.architecture,
+        "image_size": list(manifest.preprocess.image_size),
+        "onnx_images_per_s": _images_per_s(lambda: fp32.embed_pixels(pixels), settings),
+        "onnx_int8_images_per_s": _images_per_s(lambda: int8.embed_pixels(pixels), settings),
+        "pipeline_images_per_s": _pipeline_images_per_s(fp32, sources, settings.batch),
+    }
 
 
 def benchmark_model(
