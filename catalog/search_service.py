@@ -7,6 +7,12 @@ worker thread: FAISS searches are thread-safe, and the loop stays free to accept
 
 The serving process also writes a few vectors itself: customer views (`workflow.customer_views`),
 searchable the moment an operator confirms a photo. They go through `write_vectors`, see there.
+
+The model can change under a running process: `vitrine learn` promotes a learned version (or rolls
+one back) by moving the model's active-version pointer (`vision.model_store`). `refresh_index`
+notices (`model_switched`), carries over what was written to the previous version's store meanwhile
+(`catalog.store_follow.catch_up`), and swaps embedder and index together. A search embedded with
+the previous model is searched again with the new one, never against the other model's index.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from sqlalchemy.orm import sessionmaker
 
 from catalog.catalog_index import CatalogIndex
 from catalog.product_search import ProductHit, search_products
+from catalog.store_follow import catch_up, follow_behind
 from catalog.workspace import Workspace
 from index.filters import ItemAttributes, SearchFilter
 from index.rwlock import ReadWriteLock
 from vision.crop import Crop, validate_crop
 from vision.embedder import Backend, l2_normalise, open_embedder
 from vision.micro_batch import MicroBatchEmbedder
+from vision.model_store import ModelStore
 
 MAX_K = 200
 MAX_TEXT_CHARS = 1000
@@ -89,11 +97,14 @@ class SearchService:
     ) -> None:
         self.workspace = workspace
         self.sessions = sessions
+        self.model_name, self.backend = model, backend
+        self._batching = {"window_ms": window_ms, "max_batch": max_batch}
         embedder = open_embedder(model, backend)  # models live under VITRINE_HOME, as for every command
         self.manifest = embedder.manifest
-        self.embedder = MicroBatchEmbedder(embedder, window_ms=window_ms, max_batch=max_batch)
+        self.embedder = MicroBatchEmbedder(embedder, **self._batching)
         self._index_lock = ReadWriteLock()  # searches read; `refresh_index` swaps the index under the write side
         self._writing = threading.Lock()  # one writer of the index at a time: a refresh or a vector write
+        self.generation = 0  # bumped when the model changes: a search embedded before is redone
         self.index = CatalogIndex(workspace, self.manifest.model_id, self.manifest.embed_dim)
 
     @property
@@ -102,8 +113,12 @@ class SearchService:
 
     async def query_vector(self, query: QueryInput) -> np.ndarray:
         """The unit vector a checked query searches with; photo and words are embedded concurrently."""
-        image_part = self.embedder.embed_image(query.image_bytes, query.crop) if query.image_bytes is not None else None
-        text_part = self.embedder.embed_text(query.text) if query.text is not None else None
+        return await self._query_vector(self.embedder, query)
+
+    @staticmethod
+    async def _query_vector(embedder: MicroBatchEmbedder, query: QueryInput) -> np.ndarray:
+        image_part = embedder.embed_image(query.image_bytes, query.crop) if query.image_bytes is not None else None
+        text_part = embedder.embed_text(query.text) if query.text is not None else None
         if image_part is not None and text_part is not None:
             image_vector, text_vector = await asyncio.gather(image_part, text_part)
         else:
@@ -114,24 +129,72 @@ class SearchService:
     async def search(self, query: QueryInput) -> list[ProductHit]:
         """Ranked products. Raises `ImageRejected` for an unusable photo, `ValueError` for an empty or bad query."""
         query = query.checked()
-        vector = await self.query_vector(query)
-        return await asyncio.to_thread(self._search_vector, vector, query.k, query.search_filter)
+        while True:
+            generation, embedder = self.generation, self.embedder
+            try:
+                vector = await self._query_vector(embedder, query)
+            except RuntimeError:  # its micro-batcher closed by a model switch: embed with the new model
+                if generation == self.generation:
+                    raise
+                continue
+            hits = await asyncio.to_thread(self._search_vector, vector, query.k, query.search_filter, generation)
+            if hits is not None:
+                return hits
 
-    def _search_vector(self, vector: np.ndarray, k: int, search_filter: SearchFilter | None) -> list[ProductHit]:
+    def _search_vector(
+        self, vector: np.ndarray, k: int, search_filter: SearchFilter | None, generation: int | None = None
+    ) -> list[ProductHit] | None:
+        """The hits, or None when the model changed since the vector was embedded (`generation`)."""
         with self._index_lock.read():
+            if generation is not None and generation != self.generation:
+                return None
             return search_products(self.index, self.sessions, vector, k, search_filter)
+
+    def model_switched(self) -> bool:
+        """Whether the model's active version (`vitrine learn`) is no longer the one serving here."""
+        active = ModelStore().active_version(self.model_name)
+        return active is not None and active != self.manifest.name
+
+    def needs_refresh(self) -> bool:
+        """Whether `refresh_index` has anything to do: another model version, or vectors written
+        elsewhere (an ingest's segments, or the store this version follows having moved on)."""
+        index = self.index
+        return (
+            self.model_switched()
+            or index.store.last_segment != getattr(index, "synced_segment", None)
+            or follow_behind(self.workspace, self.manifest.model_id)
+        )
 
     def refresh_index(self) -> None:
         """See what ingests have written since the index was opened (in this process or another).
 
         The fresh index is opened beside the old one (searches go on meanwhile), swapped in, and the
-        old one closed once no search is using it.
+        old one closed once no search is using it. When the model's active version changed, the new
+        version's embedder and index replace both at once (see the module docstring).
         """
         with self._writing:  # a vector written meanwhile would land in the old index and be lost
+            if self.model_switched():
+                self._switch_model()
+                return
+            catch_up(self.workspace, self.manifest.model_id, self.manifest.embed_dim, own_writes=True)
             fresh = CatalogIndex(self.workspace, self.manifest.model_id, self.manifest.embed_dim)
             with self._index_lock.write():
                 old, self.index = self.index, fresh
                 old.close()
+
+    def _switch_model(self) -> None:
+        """Open the active version, bring its store up to date, and swap embedder and index (under `_writing`)."""
+        embedder = open_embedder(self.model_name, self.backend)
+        manifest = embedder.manifest
+        catch_up(self.workspace, manifest.model_id, manifest.embed_dim, own_writes=True)
+        fresh = CatalogIndex(self.workspace, manifest.model_id, manifest.embed_dim)
+        batching = MicroBatchEmbedder(embedder, **self._batching)
+        with self._index_lock.write():
+            old_index, old_embedder = self.index, self.embedder
+            self.index, self.embedder, self.manifest = fresh, batching, manifest
+            self.generation += 1
+            old_index.close()
+        old_embedder.close()  # finishes what it has queued; later callers see the new generation
 
     def write_vectors(self, ids: np.ndarray, vectors: np.ndarray, attributes: Sequence[ItemAttributes]) -> None:
         """Add or replace vectors (customer views) in the serving index: searchable at once, kept on restart.

@@ -13,7 +13,9 @@ from catalog_ingest.cli import ingest_command
 from demo.cli import demo_app, models_train_demo
 from evaluation.cli import eval_command
 from index.cli import index_app
+from learning.cli import learn_command
 from migrations.runner import SchemaError
+from training.cli import models_train_lite2
 from vision.cli import embed_command, models_app
 from workflow.cli import users_app
 from workflow.pairs_cli import pairs_app
@@ -25,6 +27,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 models_app.command("train-demo")(models_train_demo)
+models_app.command("train-lite2")(models_train_lite2)
 
 app.add_typer(models_app, name="models")
 app.add_typer(demo_app, name="demo")
@@ -38,6 +41,7 @@ app.command("ingest")(ingest_command)
 app.command("search")(search_command)
 app.command("doctor")(doctor_command)
 app.command("eval")(eval_command)
+app.command("learn")(learn_command)
 app.command("serve")(serve_command)
 
 

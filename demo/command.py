@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from vision.model_store import DEFAULT_MODEL
+
 err = Console(stderr=True)
 DEMO_OPERATOR = "demo-operator"
 
@@ -102,8 +104,13 @@ def prepare_demo(model: str, backend: str, seed: int, products: int) -> DemoStat
 def demo_command(
     ctx: typer.Context,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Model to run: the committed `demo` model, or e.g. vit-b-32-laion2b.")
-    ] = "demo",
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model to run: the default vitrine-lite2, the small `demo` model, or e.g. vit-b-32-laion2b.",
+        ),
+    ] = DEFAULT_MODEL,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     seed: Annotated[int, typer.Option(help="Seed of the generated catalog.")] = 7,

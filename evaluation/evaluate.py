@@ -13,6 +13,7 @@ queries name a kind of product (their category is the right answer for every hit
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 from catalog.catalog_index import CatalogIndex
 from catalog.db import make_engine, session_factory
 from catalog.product_search import search_products
+from catalog.store_follow import catch_up
 from catalog.workspace import Workspace
 from catalog_ingest.ingest import ingest_catalog
 from demo.catalog import (
@@ -36,9 +38,17 @@ from demo.catalog import (
 )
 from demo.products import EVAL_CATALOG_SEED, EVAL_PHOTO_SEED
 from evaluation.color_histogram import ColorHistogramEmbedder, color_histogram_manifest
+from learning.learn import LearnOptions, fit_adapter
+from learning.versions import base_name, make_version, publish_version
 from vision.embedder import Embedder, open_embedder
-from vision.model_store import ModelStore
+from vision.manifest import ModelManifest
+from vision.model_store import DEFAULT_MODEL, VERSION_MARK, ModelStore
+from vision.onnx_embedder import OnnxEmbedder
 from vision.pipeline import embed_sources
+from workflow.customer_views import add_views, offline_target
+from workflow.pairs import positive_pairs
+from workflow.pairs_io import import_pairs
+from workflow.settings import Settings
 
 RANK_DEPTH = 100  # MRR counts a product found below this rank as not found
 CURVE_KS = (1, 2, 3, 5, 10, 20, 30, 50, 100)
@@ -112,6 +122,13 @@ def evaluate_embedder(embedder: Embedder, evalset: EvalSet, root: Path, log: Log
         if summary.rejected:
             raise ValueError(f"the catalog {path} has rejected rows: {summary.rejected[:3]}")
     ingest_s = time.perf_counter() - began
+    figures = measure(embedder, evalset, workspace, log)
+    figures["ingest_s"] = round(ingest_s, 2)
+    return figures
+
+
+def measure(embedder: Embedder, evalset: EvalSet, workspace: Workspace, log: Log = lambda _: None) -> dict:
+    """Run every query against the catalog `workspace` already holds for `embedder`; the figures."""
     engine = make_engine(workspace.database_url)
     sessions = session_factory(engine)
     index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim)
@@ -143,7 +160,6 @@ def evaluate_embedder(embedder: Embedder, evalset: EvalSet, root: Path, log: Log
         }
         for category in categories
     }
-    figures["ingest_s"] = round(ingest_s, 2)
     figures["query_s"] = round(query_s, 2)
     log(
         f"{embedder.manifest.name}: photo recall@10 {figures['photo_recall_at_10']:.3f}, "
@@ -207,16 +223,25 @@ HEADLINE = ("photo_recall_at_1", "photo_recall_at_5", "photo_recall_at_10", "pho
 def run_evaluation(
     evalset: EvalSet,
     root: Path,
-    model: str = "demo",
+    model: str = DEFAULT_MODEL,
     baselines: bool = True,
     store: ModelStore | None = None,
     log: Log = lambda _: None,
+    pairs: Path | None = None,
+    learn_options: LearnOptions | None = None,
 ) -> dict:
-    """The model's figures at the top level and each baseline's under `baselines`, from one run."""
+    """The model's figures at the top level and each baseline's under `baselines`, from one run.
+
+    With `pairs` (a `photo,vendor,sku` CSV), the top level is the result after learning from them
+    (see `evaluate_learning`) and `before_learning` holds the model's figures without them."""
     store = store or ModelStore()
     began = time.perf_counter()
     embedder = open_embedder(model, "onnx", store)
     result = evaluate_embedder(embedder, evalset, root, log)
+    if pairs is not None:
+        learned = evaluate_learning(store.resolve(model), evalset, root, pairs, learn_options, log)
+        after = {**learned.pop("after_learning"), "ingest_s": result["ingest_s"]}
+        result = {**after, "before_learning": result, **learned}
     result["eval_set"] = evalset.description | {"photos": len(evalset.photos), "texts": len(evalset.texts)}
     if baselines:
         result["baselines"] = {
@@ -237,3 +262,82 @@ def run_evaluation(
         }
     result["duration_s"] = round(time.perf_counter() - began, 2)
     return result
+
+
+# --- learning from pairs ------------------------------------------------------------------------------------
+
+
+def evaluate_learning(
+    model: tuple[Path, ModelManifest],
+    evalset: EvalSet,
+    root: Path,
+    pairs: Path,
+    options: LearnOptions | None = None,
+    log: Log = lambda _: None,
+) -> dict:
+    """Learn from `pairs` in a copy of the model's evaluation workspace, and measure what each part does.
+
+    The copy (`<workspace>+pairs-<digest of the file>`, made afresh each run) gets the pairs imported,
+    then: the adapter fitted and its version built (in the evaluation's own model store,
+    `root/models`, never the user's) and measured (`with_adaptation`); the pairs made customer views
+    of the base model and measured (`with_customer_views`); the views carried into the learned
+    version's store (re-projected) and measured (`after_learning`: both mechanisms, or the views alone
+    when the learned version did not beat the model on the held-out pairs, as `vitrine learn` would not
+    promote it). `learning` tells what was imported, fitted and decided."""
+    parent_dir, parent = model
+    embedder = OnnxEmbedder(parent_dir, parent)
+    base = workspace_for(root, evalset, embedder)
+    workspace = _fresh_copy(base, hashlib.sha256(Path(pairs).read_bytes()).hexdigest()[:12])
+    engine = make_engine(workspace.database_url)
+    sessions = session_factory(engine)
+    try:
+        log(f"importing the pairs of {pairs}")
+        imported = import_pairs(
+            Path(pairs), sessions, workspace, Settings.max_upload_bytes, Settings.max_upload_pixels
+        ).to_json()
+        if not imported["imported"] and not imported["already_present"]:
+            reasons = "; ".join(r["reason"] for r in imported["rejects"][:3])
+            raise ValueError(f"no pair of {pairs} could be imported ({imported['rejected']} rejected: {reasons})")
+        log("fitting the adapter")
+        fit = fit_adapter(workspace, sessions, parent_dir, parent, options)
+        versions = ModelStore(root)
+        name = f"{base_name(parent.name)}{VERSION_MARK}eval"
+        version_dir, version = make_version(versions, parent_dir, parent, fit.matrix, name, {"evaluation": True})
+        publish_version(workspace, parent, version, fit.matrix)
+        adapted = OnnxEmbedder(version_dir, version)
+        with_adaptation = measure(adapted, evalset, workspace, log)
+        log("adding the pairs as customer views")
+        pair_ids = [p.id for p in positive_pairs(sessions, workspace)]
+        outcomes = add_views(sessions, offline_target(workspace, embedder), workspace, pair_ids, "eval")
+        views: dict[str, int] = {}
+        for outcome in outcomes:
+            views[outcome.status] = views.get(outcome.status, 0) + 1
+        with_views = measure(embedder, evalset, workspace, log)
+        catch_up(workspace, version.model_id, version.embed_dim, own_writes=False)
+        after = measure(adapted, evalset, workspace, log) if fit.better else with_views
+    finally:
+        engine.dispose()
+    imported = {k: v for k, v in imported.items() if k != "rejects"}
+    learning = {**fit.to_json(), "promoted": fit.better, "imported": imported, "views": views, "version": name}
+    return {
+        "after_learning": after,
+        "with_customer_views": with_views,
+        "with_adaptation": with_adaptation,
+        "learning": learning,
+    }
+
+
+def _fresh_copy(workspace: Workspace, tag: str) -> Workspace:
+    """A copy of an evaluation workspace to learn in (the original stays the 'before' catalog). The
+    photo-embedding cache of an earlier copy is kept, so a rerun embeds only new photos."""
+    target = workspace.home.with_name(f"{workspace.home.name}{VERSION_MARK}{tag}")
+    cache = target / "learning"
+    kept = target.with_name(f".{target.name}.learning")
+    shutil.rmtree(kept, ignore_errors=True)
+    if cache.is_dir():
+        cache.rename(kept)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(workspace.home, target, ignore=shutil.ignore_patterns("tmp", "learning"))
+    if kept.is_dir():
+        kept.rename(cache)
+    return Workspace(target)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from vision.errors import ImageRejected, ModelUnavailable
 from vision.manifest import ModelManifest
-from vision.model_store import DEFAULT_MODEL, ModelStore
+from vision.model_store import DEFAULT_MODEL, PULL_DEFAULT, ModelStore
 from vision.preprocess import PreprocessConfig
 
 err = Console(stderr=True)
@@ -73,7 +73,7 @@ def models_info(name: Annotated[str, typer.Argument(help="Model name.")]) -> Non
 
 @models_app.command("pull")
 def models_pull(
-    name: Annotated[str, typer.Argument(help="Catalogue model to download and export.")] = DEFAULT_MODEL,
+    name: Annotated[str, typer.Argument(help="Catalogue model to download and export.")] = PULL_DEFAULT,
 ) -> None:
     """Download pretrained weights (open_clip / Hugging Face hub) and export them to ONNX."""
     from vision.model_pull import pull_model

@@ -25,7 +25,8 @@ class ModelManifest:
     """One model, as the catalogue describes it and as an export records it.
 
     `source` is one of: {"kind": "open_clip", "pretrained": TAG}, {"kind": "hf-hub", "id": REPO},
-    {"kind": "checkpoint", "path": FILE}, {"kind": "random", "seed": N}.
+    {"kind": "checkpoint", "path": FILE}, {"kind": "random", "seed": N}, or {"kind": "adapted", "parent": NAME,
+    "matrix": "adapter.npy", ...} for a version learned by `vitrine learn` (`vision.adapter`).
     `files` maps each exported file name to its sha256; empty until the model is exported.
     """
 
@@ -53,6 +54,8 @@ class ModelManifest:
             return f"hf-hub:{self.source['id']}"
         if kind == "random":
             return f"{self.architecture} with random weights (seed {self.source.get('seed', 0)})"
+        if kind == "adapted":  # a version learned by `vitrine learn` (vision.adapter)
+            return f"{self.source.get('parent', '?')} with an adapter learned from operators' pairs"
         return f"{self.architecture} from {self.source.get('path', '?')}"
 
     def to_json(self) -> dict[str, Any]:

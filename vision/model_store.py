@@ -6,10 +6,16 @@ or with a checkpoint committed next to their manifest (`demo`) are exported on f
 tests and offline machines never need the network. A committed checkpoint is named by a path
 relative to its manifest; its digest is recorded with the export, so a retrained checkpoint
 is exported again rather than served stale.
+
+A learned version (`vitrine learn`) is a complete model folder `<base>+pairs-<n>` beside the others.
+Which version a base name means is the "active version" pointer `<base>.active` (JSON, replaced
+atomically by `learning`): `resolve(base)` follows it, so every command that opens the base name
+gets the active version; a version named in full (`demo+pairs-1`) resolves to itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from functools import lru_cache
@@ -20,7 +26,12 @@ from vision.manifest import IMAGE_ONNX, MANIFEST_NAME, ModelManifest, sha256_fil
 
 CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "models"
 OPEN_CLIP_CONFIGS_DIR = CATALOGUE_DIR / "open_clip_configs"
-DEFAULT_MODEL = "vit-b-32-laion2b"
+# The default works offline: EfficientNet-Lite2 from an installed package plus the project's trained part.
+DEFAULT_MODEL = "vitrine-lite2"
+# What `vitrine models pull` fetches when no name is given: a real CLIP, where the model hub is reachable.
+PULL_DEFAULT = "vit-b-32-laion2b"
+VERSION_MARK = "+pairs-"  # a learned version's name: <base>+pairs-<n>
+ACTIVE_SUFFIX = ".active"  # the active-version pointer of a base name: <base>.active
 
 _export_lock = threading.Lock()
 
@@ -49,6 +60,20 @@ class ModelStore:
     def installed_dir(self, name: str) -> Path:
         return self.installed_root / name
 
+    def pointer_path(self, base: str) -> Path:
+        return self.installed_root / f"{base}{ACTIVE_SUFFIX}"
+
+    def active_version(self, name: str) -> str | None:
+        """The version `name` currently means when it has an active-version pointer, else None."""
+        pointer = self.pointer_path(name)
+        if os.sep in name or not pointer.is_file():
+            return None
+        try:
+            active = json.loads(pointer.read_text()).get("active")
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailable(f"The active-version pointer {pointer} is unreadable: {exc}") from None
+        return str(active) if active else None
+
     def catalogue(self) -> dict[str, ModelManifest]:
         entries = {}
         for manifest_path in sorted(self.catalogue_dir.glob(f"*/{MANIFEST_NAME}")):
@@ -70,8 +95,19 @@ class ModelStore:
                 entries[manifest.name] = manifest
         return entries
 
-    def resolve(self, name: str, auto_export: bool = True) -> tuple[Path, ModelManifest]:
-        """The folder and manifest of an exported model, exporting random-weight models if needed."""
+    def resolve(self, name: str, auto_export: bool = True, follow_active: bool = True) -> tuple[Path, ModelManifest]:
+        """The folder and manifest of an exported model, exporting random-weight models if needed.
+
+        A name with an active-version pointer resolves to the version it points at (unless not `follow_active`)."""
+        active = self.active_version(name) if follow_active else None
+        if active is not None and active != name:
+            directory = self.installed_dir(active)
+            if not (directory / MANIFEST_NAME).is_file() or not (directory / IMAGE_ONNX).is_file():
+                raise ModelUnavailable(
+                    f"Model {name!r} points at version {active!r}, which is missing from {self.installed_root}; "
+                    f"delete {self.pointer_path(name)} to use {name!r} itself."
+                )
+            return directory, ModelManifest.load(directory)
         as_path = Path(name)
         if (as_path / MANIFEST_NAME).is_file():
             return as_path.resolve(), ModelManifest.load(as_path)

@@ -248,7 +248,14 @@ def _add_batch(
                 kept.append(vector)
                 attributes.append(attributes_of(product, vendor))
             if ids:
-                target.sink.write(np.asarray(ids, np.int64), np.stack(kept), attributes)
+                # A slot taken twice in this batch (its view replaced by a later one of the batch)
+                # is written once, with the later view: one row per id per write.
+                last = sorted({image: n for n, image in enumerate(ids)}.values())
+                target.sink.write(
+                    np.asarray([ids[n] for n in last], np.int64),
+                    np.stack([kept[n] for n in last]),
+                    [attributes[n] for n in last],
+                )
         session.commit()
     return [outcomes[pid] for pid in pair_ids if pid in outcomes]
 

@@ -74,7 +74,8 @@ def test_embed_json_reports_each_file_and_fails_if_any_is_refused(tiny, real_pho
 def test_models_list_and_info(tiny):
     result = runner.invoke(app, ["models", "list", "--json"])
     rows = {row["name"]: row for row in json.loads(result.output)}
-    assert rows["vit-b-32-laion2b"]["default"] and not rows["vit-b-32-laion2b"]["installed"]
+    assert rows["vitrine-lite2"]["default"] and not rows["vit-b-32-laion2b"]["default"]
+    assert not rows["vit-b-32-laion2b"]["installed"]
     assert rows["test-tiny"]["installed"] and "marqo-ecommerce-b" in rows
     info = json.loads(runner.invoke(app, ["models", "info", "test-tiny"]).output)
     assert info["embed_dim"] == 64 and info["model_id"].startswith("test-tiny@") and info["files"]
@@ -164,10 +165,17 @@ def test_bench_embed_prints_the_promised_figures(tiny):
             "1",
             "--batch",
             "4",
+            "--baseline",
+            "test-tiny",
         ],
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout.strip().splitlines()[-1])
+    # The baseline is timed in the same run, and the ratios are computed from the two measurements.
+    baseline = figures["baseline"]
+    assert baseline["architecture"] == "test-tiny" and baseline["onnx_images_per_s"] > 0
+    expected = figures["onnx_images_per_s"] / baseline["onnx_images_per_s"]
+    assert figures["ratios"]["onnx_vs_baseline"] == pytest.approx(expected, rel=0.02, abs=0.01)
     for key in (
         "torch_images_per_s",
         "onnx_images_per_s",

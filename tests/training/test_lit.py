@@ -51,8 +51,9 @@ def test_the_checkpoint_loads_with_the_backbone_and_changed_the_trained_part(tra
     model, _, _ = load_open_clip(manifest, str(trained / CHECKPOINT_FILE))
     after = model.state_dict()
     # Locked: identical to the package's weights. Trained: moved away from where training started.
-    assert torch.equal(before["visual.trunk.blocks.2.0.conv_pw.weight"], after["visual.trunk.blocks.2.0.conv_pw.weight"])
-    moved = after["visual.trunk.blocks.6.0.conv_pwl.weight"].float() - before["visual.trunk.blocks.6.0.conv_pwl.weight"]
+    locked, trained = "visual.trunk.blocks.2.0.conv_pw.weight", "visual.trunk.blocks.6.0.conv_pwl.weight"
+    assert torch.equal(before[locked], after[locked])
+    moved = after[trained].float() - before[trained]
     assert moved.abs().max() > 1e-4
     with torch.no_grad():
         vectors = model.encode_image(torch.zeros(2, 3, 260, 260))

@@ -31,7 +31,7 @@ def test_the_default_model_names_an_installed_backbone_with_its_checksum(spec: B
 
 def test_a_backbone_file_that_does_not_match_its_checksum_is_refused(spec: BackboneSpec) -> None:
     tampered = dataclasses.replace(spec, sha256="0" * 64)
-    with pytest.raises(ModelUnavailable, match="do not match the manifest.*pip install --force-reinstall"):
+    with pytest.raises(ModelUnavailable, match=r"do not match the manifest.*pip install --force-reinstall"):
         checked_backbone_file(tampered)
 
 
