@@ -24,7 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from vision.errors import ModelUnavailable
-from vision.manifest import IMAGE_INT8_ONNX, IMAGE_ONNX, TEXT_INT8_ONNX, TEXT_ONNX, ModelManifest, sha256_file
+from vision.manifest import (
+    IMAGE_INT8_ONNX,
+    IMAGE_ONNX,
+    TEXT_INT8_ONNX,
+    TEXT_ONNX,
+    ModelManifest,
+    install_folder,
+    sha256_file,
+)
 
 ADAPTER_FILE = "adapter.npy"  # W relative to the parent version
 ADAPTER_MATRIX = "vitrine_adapter_matrix"  # the initializer in the graph: W relative to the base model
@@ -140,9 +148,7 @@ def build_adapted(
         manifest.save(work)
         for path in work.iterdir():
             os.chmod(path, 0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        work.rename(out_dir)
+        install_folder(work, out_dir)
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -23,6 +23,7 @@ from vision.manifest import (
     TEXT_INT8_ONNX,
     TEXT_ONNX,
     ModelManifest,
+    install_folder,
     sha256_file,
 )
 from vision.open_clip_loader import load_open_clip, preprocess_config_of
@@ -103,9 +104,7 @@ def _export(spec: ModelManifest, out_dir: Path, weights: str | None, quantize: b
             files={p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()},
         )
         manifest.save(work)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        work.rename(out_dir)
+        install_folder(work, out_dir)
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)

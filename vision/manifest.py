@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,6 +95,14 @@ class ModelManifest:
             os.fsync(handle.fileno())
         os.chmod(handle.name, 0o644)
         os.replace(handle.name, directory / MANIFEST_NAME)
+
+
+def install_folder(work: Path, out_dir: Path) -> None:
+    """Replace `out_dir` by the finished `work` folder (a sibling): a model folder is written aside and moved
+    into place whole, so an interrupted export never leaves one that looks installed."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    work.rename(out_dir)
 
 
 def sha256_file(path: Path) -> str:
