@@ -15,7 +15,7 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Embedding model (default: $VITRINE_MODEL, else vit-b-32-laion2b)."),
+        typer.Option("--model", "-m", help="Embedding model (default: $VITRINE_MODEL, else vitrine-lite2)."),
     ] = None,
 ) -> None:
     """Run the web app: customer pages, operator workbench, JSON API (/api, OpenAPI at /schema)."""

@@ -16,7 +16,7 @@ err = Console(stderr=True)
 db_app = typer.Typer(help="The database schema: where it stands and bringing it up to date.", no_args_is_help=True)
 
 ModelOption = Annotated[
-    str | None, typer.Option("--model", "-m", help="Embedding model (default: $VITRINE_MODEL, else vit-b-32-laion2b).")
+    str | None, typer.Option("--model", "-m", help="Embedding model (default: $VITRINE_MODEL, else vitrine-lite2).")
 ]
 
 

@@ -9,7 +9,7 @@ import typer
 from api.cli import serve_command
 from benchmarks.cli import bench_app
 from catalog.cli import db_app, doctor_command, search_command
-from catalog_ingest.cli import ingest_command
+from catalog_ingest.cli import ingest_command, reembed_command_with
 from demo.cli import demo_app, models_train_demo
 from evaluation.cli import eval_command
 from index.cli import index_app
@@ -19,6 +19,7 @@ from training.cli import models_train_lite2
 from vision.cli import embed_command, models_app
 from workflow.cli import users_app
 from workflow.pairs_cli import pairs_app
+from workflow.view_reembed import CustomerViews
 
 app = typer.Typer(
     name="vitrine",
@@ -38,6 +39,8 @@ app.add_typer(pairs_app, name="pairs")
 app.add_typer(db_app, name="db")
 app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)
+# Customer views are re-embedded too; catalog_ingest may not import workflow, so they are handed over here.
+app.command("reembed")(reembed_command_with(CustomerViews))
 app.command("search")(search_command)
 app.command("doctor")(doctor_command)
 app.command("eval")(eval_command)

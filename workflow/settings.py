@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.workspace import Workspace
+from vision.model_store import DEFAULT_MODEL, chosen_model
 
 
 def _secret(home: Path) -> str:
@@ -22,7 +23,7 @@ def _secret(home: Path) -> str:
 @dataclass
 class Settings:
     workspace: Workspace
-    model: str = "vit-b-32-laion2b"
+    model: str = DEFAULT_MODEL
     backend: str = "onnx"
     payment_provider: str = "test"
     max_upload_bytes: int = 10 * 1000 * 1000
@@ -52,8 +53,6 @@ class Settings:
 
     @classmethod
     def from_env(cls, model: str | None = None) -> Settings:
-        from vision.model_store import chosen_model
-
         return cls(
             workspace=Workspace.from_env(),
             model=chosen_model(model),
