@@ -43,6 +43,7 @@ from catalog.db import make_engine, session_factory
 from catalog.index_watch import watch_index
 from catalog.search_service import SearchService
 from workflow.outbox import FileOutbox, Outbox
+from workflow.payment_saga import reconcile_every
 from workflow.payments import PaymentProvider, open_provider
 from workflow.settings import Settings
 
@@ -96,6 +97,25 @@ def create_app(
         )
 
     @contextlib.asynccontextmanager
+    async def reconcile_payments(app: Litestar) -> AsyncIterator[None]:
+        """Settle what a crash or an outage left of the payments at start-up, then periodically."""
+        task = asyncio.get_running_loop().create_task(
+            reconcile_every(
+                app.state.sessions,
+                app.state.payments,
+                settings.payment_grace_s,
+                settings.payment_reconcile_s,
+                app.state.outbox,
+            )
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @contextlib.asynccontextmanager
     async def keep_index_current(app: Litestar) -> AsyncIterator[None]:
         """While serving, reopen the catalog index when another process has ingested; then close up."""
         task = None
@@ -116,7 +136,7 @@ def create_app(
             "engine": engine,
             "sessions": sessions,
             "search": search,
-            "payments": payments or open_provider(settings.payment_provider),
+            "payments": payments or open_provider(settings.payment_provider, settings.workspace.home),
             "outbox": outbox or FileOutbox(settings.outbox_dir),
         }
     )
@@ -135,7 +155,7 @@ def create_app(
         ],
         dependencies=DEPENDENCIES,
         state=state,
-        lifespan=[keep_index_current],
+        lifespan=[keep_index_current, reconcile_payments],
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(template_environment())),
         csrf_config=CSRFConfig(
             secret=hashlib.sha256(b"csrf:" + secret).hexdigest(),

@@ -17,7 +17,7 @@ from learning.cli import learn_command
 from migrations.runner import SchemaError
 from training.cli import models_train_lite2
 from vision.cli import embed_command, models_app
-from workflow.cli import users_app
+from workflow.cli import payments_app, users_app
 from workflow.pairs_cli import pairs_app
 from workflow.view_reembed import CustomerViews
 
@@ -36,6 +36,7 @@ app.add_typer(index_app, name="index")
 app.add_typer(bench_app, name="bench")
 app.add_typer(users_app, name="users")
 app.add_typer(pairs_app, name="pairs")
+app.add_typer(payments_app, name="payments")
 app.add_typer(db_app, name="db")
 app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)

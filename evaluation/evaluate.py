@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import create_engine
 
 from catalog.catalog_index import CatalogIndex
-from catalog.db import make_engine, session_factory
+from catalog.db import database_url, make_engine, session_factory
 from catalog.product_search import search_products
 from catalog.store_follow import catch_up
 from catalog.workspace import Workspace
@@ -40,6 +41,7 @@ from demo.products import EVAL_CATALOG_SEED, EVAL_PHOTO_SEED
 from evaluation.color_histogram import ColorHistogramEmbedder, color_histogram_manifest
 from learning.learn import LearnOptions, fit_adapter
 from learning.versions import base_name, make_version, publish_version
+from migrations.runner import upgrade
 from vision.embedder import Embedder, open_embedder
 from vision.manifest import ModelManifest
 from vision.model_store import DEFAULT_MODEL, VERSION_MARK, ModelStore
@@ -113,9 +115,23 @@ def workspace_for(root: Path, evalset: EvalSet, embedder: Embedder) -> Workspace
     return Workspace(root / "workspaces" / key / safe_id)
 
 
+def up_to_date(workspace: Workspace) -> Workspace:
+    """`workspace` with its database (if it has one yet) at the newest schema.
+
+    Evaluation workspaces are the evaluator's own caches, rebuilt from the evaluation set on demand,
+    so one made by an older version is upgraded here rather than refused as a user's data folder is."""
+    if (workspace.home / "vitrine.db").is_file():
+        engine = create_engine(database_url(workspace.home))  # the workspace's own file, never $VITRINE_DATABASE_URL
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    return workspace
+
+
 def evaluate_embedder(embedder: Embedder, evalset: EvalSet, root: Path, log: Log = lambda _: None) -> dict:
     """Ingest (or reuse) the catalog for `embedder`, run every query, and return the figures."""
-    workspace = workspace_for(root, evalset, embedder)
+    workspace = up_to_date(workspace_for(root, evalset, embedder))
     began = time.perf_counter()
     for vendor, path in evalset.vendor_files.items():
         summary = ingest_catalog(path, vendor, embedder, workspace)
@@ -286,7 +302,7 @@ def evaluate_learning(
     promote it). `learning` tells what was imported, fitted and decided."""
     parent_dir, parent = model
     embedder = OnnxEmbedder(parent_dir, parent)
-    base = workspace_for(root, evalset, embedder)
+    base = up_to_date(workspace_for(root, evalset, embedder))
     workspace = _fresh_copy(base, hashlib.sha256(Path(pairs).read_bytes()).hexdigest()[:12])
     engine = make_engine(workspace.database_url)
     sessions = session_factory(engine)

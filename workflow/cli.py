@@ -46,3 +46,36 @@ def users_add(
     finally:
         engine.dispose()
     err.print(f"created {user.role} {user.name!r}")
+
+
+payments_app = typer.Typer(help="Payments: settling what a crash or an outage left.", no_args_is_help=True)
+
+
+@payments_app.command("reconcile")
+def payments_reconcile(
+    grace: Annotated[
+        float, typer.Option(help="Seconds after which a pending payment is no longer taken as in flight.")
+    ] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Settle pending payments, release holds no request relies on, retry failed voids and free
+    requests stuck in `accepted` (the app does this at start-up and every minute)."""
+    import json
+    import os
+
+    from catalog.db import make_engine, session_factory
+    from catalog.workspace import Workspace
+    from workflow.payment_saga import reconcile
+    from workflow.payments import open_provider
+
+    workspace = Workspace.from_env()
+    provider = open_provider(os.environ.get("VITRINE_PAYMENTS", "test"), workspace.home)
+    engine = make_engine(workspace.database_url)
+    try:
+        counts = reconcile(session_factory(engine), provider, grace)
+    finally:
+        engine.dispose()
+    if as_json:
+        print(json.dumps(counts, sort_keys=True))
+    else:
+        err.print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to reconcile")

@@ -55,3 +55,10 @@ class ClaimConflict(Conflict):
     def __init__(self, message: str, holder: str) -> None:
         super().__init__(message, "Pick another request from the queue.")
         self.holder = holder
+
+
+class IdempotencyKeyReused(Invalid):
+    """An idempotency key sent again with another body (another card or offer): refused, as payment
+    providers do, instead of answering with the first outcome."""
+
+    title = "This idempotency key was used for another payment"

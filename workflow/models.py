@@ -140,7 +140,12 @@ class Message(Base):
 class Payment(Base):
     """One authorisation attempt. `live_request_id` equals `request_id` while the money is held or
     taken and NULL otherwise: its unique constraint lets the database itself refuse a second live
-    payment for one request (NULLs never collide, in SQLite and PostgreSQL alike)."""
+    payment for one request (NULLs never collide, in SQLite and PostgreSQL alike).
+
+    The row is the saga's record (`workflow.payment_saga`): written `pending` before the provider is
+    called, with the provider's reference and outcome after. `request_digest` is a keyed hash of what
+    the accept asked for (offer and card), so a replayed idempotency key with another body is refused;
+    `attempts` counts failed voids, which reconciliation retries."""
 
     __tablename__ = "payments"
     __table_args__ = (UniqueConstraint("live_request_id", name="uq_payment_one_live_per_request"),)
@@ -150,15 +155,16 @@ class Payment(Base):
     offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id"))
     live_request_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    request_digest: Mapped[str] = mapped_column(String(64), default="", server_default="")
     provider: Mapped[str] = mapped_column(String(40))
     test: Mapped[bool] = mapped_column(Boolean, default=False)
     provider_ref: Mapped[str] = mapped_column(String(200), default="")
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3))
     card_last4: Mapped[str] = mapped_column(String(4), default="")
-    status: Mapped[str] = mapped_column(
-        String(20)
-    )  # pending|authorised|declined|captured|capture_failed|voided|refunded
+    # pending|authorised|declined|failed|captured|capture_failed|voided|void_failed|refunded
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)

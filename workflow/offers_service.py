@@ -3,28 +3,35 @@
 Accepting is guarded twice: the request moves offers_sent → accepted by a conditional UPDATE
 (one winner among concurrent accepts), and the payment row's unique `live_request_id` lets the
 database refuse a second live payment. The idempotency key makes a repeated accept return the
-first outcome instead of charging again.
+first outcome instead of charging again; the same key with another body is refused.
+
+While an accept is being paid (the request is `accepted`) its offers are frozen: declining and
+withdrawing one are refused (a compare-and-set on the request in the same transaction), expiring
+waits. Paying is a saga (`workflow.payment_saga`): every failure after the card hold
+exists voids it, and reconciliation finishes whatever a crash left.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
-from catalog.money import PriceError, parse_price
-from workflow import audit, pairs
+from catalog.money import PriceError, check_amount, parse_price
+from workflow import audit, pairs, payment_saga
 from workflow.claims import actor, require_claim
-from workflow.errors import Conflict, Invalid, NotFound, PaymentFailed
+from workflow.errors import Conflict, IdempotencyKeyReused, Invalid, NotFound, PaymentFailed
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Message, Offer, Payment, User, now, utc
 from workflow.outbox import Outbox
-from workflow.payments import PaymentProvider, clean_card_number
+from workflow.payment_saga import NoAnswer, ask, log
+from workflow.payments import PaymentOutcome, PaymentProvider, clean_card_number
 from workflow.requests_service import load_by_id, load_by_token
 from workflow.states import OfferStatus, RequestStatus
 
@@ -39,10 +46,11 @@ class OfferDraft:
     note: str = ""
 
 
-def _price(text: str) -> Decimal:
-    """An offer's price by the one price grammar: `1,299` is 1299.00, never 1.30."""
+def _price(text: str, currency: str | None = None) -> Decimal:
+    """An offer's price by the one price grammar (`1,299` is 1299.00, never 1.30), rounded to the
+    currency's minor unit and only then checked: `0.001` EUR or `0.4` JPY is zero and refused."""
     try:
-        return parse_price(text, positive=True)
+        return parse_price(text, currency=currency, positive=True)
     except PriceError as exc:
         raise Invalid(f"Every offer needs a positive price: {exc} (write it like 39.90 or 1,299.00).") from None
 
@@ -76,13 +84,13 @@ def send_offers(
         for draft in drafts:
             if len(draft.note) > MAX_NOTE:
                 raise Invalid(f"Keep each note under {MAX_NOTE} characters.")
-            price = _price(draft.price)
             row = session.execute(
                 select(Product, Vendor).join(Vendor).where(Product.id == draft.product_id)
             ).one_or_none()
             if row is None:
                 raise Invalid(f"Product {draft.product_id} is no longer in the catalog; search again.")
             product, vendor = row
+            price = _price(draft.price, product.currency)
             image = session.scalar(
                 select(ProductImage).where(ProductImage.product_id == product.id).order_by(ProductImage.position)
             )
@@ -150,12 +158,32 @@ def _back_to_queue_if_none_left(session, request: CustomerRequest, who: str) -> 
         move_request(session, request, RequestStatus.QUEUED, who, values={"queued_at": now()}, reason="no open offers")
 
 
+def _require_offers_open(session: Session, request: CustomerRequest) -> None:
+    """Compare-and-set, in the caller's transaction, that the request still shows its offers
+    (offers_sent): an offer cannot change while an accept of the request is being paid. Offers are
+    written before the request everywhere (here and in accept_offer), so two writers never wait on
+    each other in opposite orders."""
+    changed = session.execute(
+        update(CustomerRequest)
+        .where(CustomerRequest.id == request.id, CustomerRequest.status == RequestStatus.OFFERS_SENT.value)
+        .values(updated_at=now())
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:
+        session.rollback()
+        raise Conflict(
+            "The customer is paying for an offer on this request, or the request changed meanwhile.",
+            "Reload the page in a moment to see the current state.",
+        )
+
+
 def decline_offer(sessions: sessionmaker, token: str, offer_id: int) -> None:
     with sessions() as session:
         request = load_by_token(session, token)
         offer = _offer_of(request, offer_id)
         if not move_offer(session, offer, OfferStatus.DECLINED, "customer"):
             raise Conflict("This offer changed meanwhile.", "Reload the page.")
+        _require_offers_open(session, request)
         _back_to_queue_if_none_left(session, request, "customer")
         session.commit()
 
@@ -166,6 +194,7 @@ def withdraw_offer(sessions: sessionmaker, request_id: int, offer_id: int, user:
         offer = _offer_of(request, offer_id)
         if not move_offer(session, offer, OfferStatus.WITHDRAWN, actor(user)):
             raise Conflict("This offer changed meanwhile.", "Reload the page.")
+        _require_offers_open(session, request)
         _back_to_queue_if_none_left(session, request, actor(user))
         session.commit()
 
@@ -192,28 +221,53 @@ def accept_offer(
     card_number: str,
     idempotency_key: str,
     outbox: Outbox | None = None,
+    *,
+    secret: str = "",
 ) -> AcceptResult:
-    """Accept one offer and authorise its price. Raises PaymentFailed on a declined card (the offers
-    stay open), Conflict when the request was already accepted, NotFound for a wrong token/offer."""
+    """Accept one offer and authorise its price (the payment saga, `workflow.payment_saga`).
+
+    Raises PaymentFailed on a declined card or a provider that does not answer (the offers stay
+    open), Conflict when the request was already accepted or the offer changed while the card was
+    being authorised (the hold is voided), Invalid for a bad card number, an unpayable price or an
+    idempotency key replayed with another offer or card, NotFound for a wrong token/offer. `secret`
+    (the app's) keys the digest that recognises a replay's body."""
     try:
         card = clean_card_number(card_number)
     except ValueError as exc:
         raise Invalid(str(exc)) from None
     if not idempotency_key or len(idempotency_key) > 150:
         raise Invalid("A payment needs an idempotency key of 1-150 characters.")
-    key = f"accept:{offer_id}:{idempotency_key}"
     expire_offers(sessions, token=token)
     with sessions() as session:
         request = load_by_token(session, token)
         offer = _offer_of(request, offer_id)
+        key = f"accept:{request.id}:{idempotency_key}"
+        digest = payment_saga.request_digest(secret, offer.id, card)
         earlier = session.scalar(select(Payment).where(Payment.idempotency_key == key))
         if earlier is not None:
-            return _replay(earlier)
+            return _replay(earlier, digest, offer.id, card)
         if offer.status != OfferStatus.SENT:
             raise Conflict(
                 f"This offer is {offer.status} and can no longer be accepted.",
                 "Nothing was charged. Reload the page to see the current offers.",
             )
+        try:
+            amount = check_amount(offer.price, offer.currency)
+        except PriceError as exc:
+            raise Invalid(
+                f"This offer cannot be paid: its price {exc}.",
+                "Nothing was charged. Ask your operator for a new offer.",
+            ) from None
+        # Step 1, the intent: the offer still open, the request accepted, a pending payment; one transaction.
+        still_open = session.execute(
+            update(Offer)
+            .where(Offer.id == offer.id, Offer.status == OfferStatus.SENT.value)
+            .values(status=OfferStatus.SENT.value)
+            .execution_options(synchronize_session=False)
+        )
+        if still_open.rowcount != 1:
+            session.rollback()
+            raise Conflict("This offer changed meanwhile.", "Nothing was charged. Reload the page.")
         try:
             move_request(session, request, RequestStatus.ACCEPTED, "customer", values={"accepted_offer_id": offer.id})
         except Conflict:
@@ -226,9 +280,10 @@ def accept_offer(
             offer_id=offer.id,
             live_request_id=request.id,
             idempotency_key=key,
+            request_digest=digest,
             provider=provider.name,
             test=provider.is_test,
-            amount=offer.price,
+            amount=amount,
             currency=offer.currency,
             card_last4=card[-4:],
             status="pending",
@@ -239,57 +294,47 @@ def accept_offer(
         except IntegrityError:
             session.rollback()
             raise Conflict("A payment for this request is already under way.", "Nothing more was charged.") from None
-        payment_id, amount, currency, request_id = payment.id, offer.price, offer.currency, request.id
+        payment_id, currency = payment.id, offer.currency
+    # Step 2, the provider; steps 3-4 (record, complete or void) in the saga.
     try:
-        outcome = provider.authorise(amount, currency, card, key)
-    except Exception as exc:  # the provider failing must leave the offers open, not a stuck request
-        from workflow.payments import PaymentOutcome
-
-        outcome = PaymentOutcome(False, "failed", message=f"The payment service did not answer ({type(exc).__name__}).")
-    with sessions() as session:
-        payment = session.get(Payment, payment_id)
-        request = session.get(CustomerRequest, request_id)
-        payment.updated_at = now()
-        payment.message = outcome.message
-        if not outcome.ok:
-            payment.status, payment.live_request_id = outcome.status, None
-            audit.record(session, "customer", "payment.declined", request_id, payment_id=payment_id)
-            move_request(session, request, RequestStatus.OFFERS_SENT, "system", values={"accepted_offer_id": None})
-            session.commit()
-            raise PaymentFailed(outcome.message or "The card was declined.", "Nothing was charged. Try another card.")
-        payment.status, payment.provider_ref = "authorised", outcome.reference
-        audit.record(
-            session,
-            "customer",
-            "payment.authorised",
-            request_id,
-            payment_id=payment_id,
-            amount=str(amount),
-            test=provider.is_test,
+        outcome: PaymentOutcome | None = ask("authorise", provider.authorise, amount, currency, card, key)
+    except NoAnswer:
+        outcome = None
+    settled = payment_saga.settle(sessions, provider, payment_id, outcome, "customer", outbox)
+    if settled.state == "paid":
+        return AcceptResult(payment_id, "authorised", replayed=False)
+    if settled.state == "declined":
+        raise PaymentFailed(settled.message or "The card was declined.", "Nothing was charged. Try another card.")
+    if settled.state == "voided":
+        raise Conflict(
+            "This offer changed while your card was being authorised, so the payment was cancelled.",
+            "Nothing was charged: the hold on your card was released. Reload the page to see the current offers.",
         )
-        for other in request.offers:
-            if other.id == offer_id:
-                move_offer(session, other, OfferStatus.ACCEPTED, "customer")
-                pairs.record_accepted(session, request, other)
-            elif other.status == OfferStatus.SENT:
-                move_offer(session, other, OfferStatus.SUPERSEDED, "system")
-        move_request(session, request, RequestStatus.PAID, "system", payment_id=payment_id)
-        session.commit()
-        email = request.email
-    if outbox is not None:
-        outbox.send(
-            email,
-            "Payment authorised",
-            f"Your card was authorised for {amount} {currency}. We will charge it when the order ships.\n",
+    raise PaymentFailed(
+        "The payment service did not answer.",
+        "Nothing was charged: any hold on your card is released automatically. Try again in a minute.",
+    )
+
+
+def _replay(payment: Payment, digest: str, offer_id: int, card: str) -> AcceptResult:
+    """The first outcome of an accept repeated with its idempotency key, if it asks for the same
+    thing (a row from before digests is compared by offer and the card's last four digits)."""
+    same = (
+        hmac.compare_digest(payment.request_digest, digest)
+        if payment.request_digest
+        else (payment.offer_id == offer_id and payment.card_last4 == card[-4:])
+    )
+    if not same:
+        raise IdempotencyKeyReused(
+            "This payment attempt (its Idempotency-Key) was already made with another card or for another offer.",
+            "Nothing more was charged. Reload the page and try again (a program: send a new Idempotency-Key).",
         )
-    return AcceptResult(payment_id, "authorised", replayed=False)
-
-
-def _replay(payment: Payment) -> AcceptResult:
     if payment.status == "pending":
         raise Conflict("This payment is still being processed.", "Wait a moment and reload the page.")
     if payment.status == "declined" or payment.status == "failed":
         raise PaymentFailed(payment.message or "The card was declined.", "Nothing was charged. Try another card.")
+    if payment.status in ("voided", "void_failed"):
+        raise Conflict("This payment was cancelled and the hold on the card released.", "Reload the page.")
     return AcceptResult(payment.id, payment.status, replayed=True)
 
 
@@ -307,12 +352,20 @@ def fulfil(sessions: sessionmaker, provider: PaymentProvider, request_id: int, u
         if payment is None or payment.status not in ("authorised", "capture_failed"):
             raise Conflict("There is no authorised payment to capture.")
         reference, amount, payment_id = payment.provider_ref, payment.amount, payment.id
-    outcome = provider.capture(reference, amount, f"capture:{payment_id}")
+    try:
+        # The key is the payment's: a capture repeated after a lost answer never charges twice.
+        outcome = ask("capture", provider.capture, reference, amount, f"capture:{payment_id}")
+    except NoAnswer as exc:
+        _note(sessions, payment_id, f"The payment service did not answer the capture ({exc}).", actor(user))
+        raise PaymentFailed(
+            "The payment service did not answer the capture.",
+            "The order was not marked fulfilled. Try again in a minute: a repeated capture never charges twice.",
+        ) from None
     with sessions() as session:
         payment = session.get(Payment, payment_id)
-        request = session.get(CustomerRequest, request_id)
         payment.updated_at, payment.message = now(), outcome.message
         if not outcome.ok:
+            log.warning("payment %s: capture refused (%s)", payment_id, outcome.message)
             payment.status = "capture_failed"
             audit.record(session, actor(user), "payment.capture_failed", request_id, payment_id=payment_id)
             session.commit()
@@ -322,6 +375,9 @@ def fulfil(sessions: sessionmaker, provider: PaymentProvider, request_id: int, u
             )
         payment.status = "captured"
         audit.record(session, actor(user), "payment.captured", request_id, payment_id=payment_id, amount=str(amount))
+        session.commit()  # the money is taken: recorded before anything else can fail
+    with sessions() as session:
+        request = session.get(CustomerRequest, request_id)
         move_request(session, request, RequestStatus.FULFILLED, actor(user))
         session.commit()
         email = request.email
@@ -344,11 +400,19 @@ def refund(sessions: sessionmaker, provider: PaymentProvider, request_id: int, u
         if payment is None or payment.status != "captured":
             raise Conflict("There is no captured payment to refund on this request.")
         reference, amount, payment_id = payment.provider_ref, payment.amount, payment.id
-    outcome = provider.refund(reference, amount, f"refund:{payment_id}")
+    try:
+        outcome = ask("refund", provider.refund, reference, amount, f"refund:{payment_id}")
+    except NoAnswer as exc:
+        _note(sessions, payment_id, f"The payment service did not answer the refund ({exc}).", actor(user))
+        raise PaymentFailed(
+            "The payment service did not answer the refund.",
+            "Try again in a minute: a repeated refund never pays back twice.",
+        ) from None
     with sessions() as session:
         payment = session.get(Payment, payment_id)
         payment.updated_at, payment.message = now(), outcome.message
         if not outcome.ok:
+            log.warning("payment %s: refund refused (%s)", payment_id, outcome.message)
             session.commit()
             raise PaymentFailed(f"The refund was refused: {outcome.message}")
         payment.status = "refunded"
@@ -356,13 +420,31 @@ def refund(sessions: sessionmaker, provider: PaymentProvider, request_id: int, u
         session.commit()
 
 
+def _note(sessions: sessionmaker, payment_id: int, message: str, who: str) -> None:
+    """Write what happened on the payment (a provider that did not answer) without changing its status."""
+    with sessions() as session:
+        payment = session.get(Payment, payment_id)
+        payment.updated_at, payment.message = now(), message
+        audit.record(session, who, "payment.unanswered", payment.request_id, payment_id=payment_id)
+        session.commit()
+
+
 def expire_offers(sessions: sessionmaker, token: str | None = None) -> None:
-    """Offers past their expiry become expired; a request left with none open expires too."""
+    """Offers past their expiry become expired; a request left with none open expires too. The offers
+    of a request whose accept is being paid (`accepted`) wait: the customer accepted in time."""
     moment = now()
     with sessions() as session:
-        query = select(Offer).where(Offer.status == OfferStatus.SENT.value, Offer.expires_at < moment)
+        query = (
+            select(Offer)
+            .join(CustomerRequest)
+            .where(
+                Offer.status == OfferStatus.SENT.value,
+                Offer.expires_at < moment,
+                CustomerRequest.status != RequestStatus.ACCEPTED.value,
+            )
+        )
         if token is not None:
-            query = query.join(CustomerRequest).where(CustomerRequest.token == token)
+            query = query.where(CustomerRequest.token == token)
         touched = set()
         for offer in session.scalars(query).all():
             if move_offer(session, offer, OfferStatus.EXPIRED, "system"):
@@ -378,33 +460,37 @@ def expire_offers(sessions: sessionmaker, token: str | None = None) -> None:
 
 
 def void_lapsed_authorisations(sessions: sessionmaker, provider: PaymentProvider, ttl_hours: float) -> int:
-    """Release authorisations older than `ttl_hours` (card holds lapse) and cancel their requests."""
+    """Cancel the paid requests whose authorisation is older than `ttl_hours` (card holds lapse) and
+    release the holds. A void that fails is recorded as `void_failed` and retried by reconciliation."""
     cutoff = now() - timedelta(hours=ttl_hours)
     with sessions() as session:
         stale = [
-            (p.id, p.provider_ref, p.request_id)
+            (p.id, p.request_id)
             for p in session.scalars(select(Payment).where(Payment.status == "authorised", Payment.updated_at < cutoff))
         ]
     count = 0
-    for payment_id, reference, request_id in stale:
-        outcome = provider.void(reference, f"void:{payment_id}")
+    for payment_id, request_id in stale:
         with sessions() as session:
-            payment = session.get(Payment, payment_id)
-            payment.updated_at, payment.message = now(), outcome.message
-            payment.status, payment.live_request_id = "voided", None
-            audit.record(session, "system", "payment.voided", request_id, payment_id=payment_id, ok=outcome.ok)
             request = session.get(CustomerRequest, request_id)
             if request.status == RequestStatus.PAID:
-                move_request(session, request, RequestStatus.CANCELLED, "system", reason="authorisation lapsed")
-            session.commit()
-            count += 1
+                try:
+                    move_request(session, request, RequestStatus.CANCELLED, "system", reason="authorisation lapsed")
+                    session.commit()
+                except Conflict:
+                    continue  # it moved on meanwhile (fulfilled, cancelled): leave it to whoever moved it
+            elif request.status == RequestStatus.ACCEPTED:
+                continue  # an accept in flight or stuck: reconciliation's part
+        payment_saga.void_payment(sessions, provider, payment_id, "system", "authorisation lapsed")
+        count += 1
     return count
 
 
 def cancel_by_operator(
     sessions: sessionmaker, provider: PaymentProvider, request_id: int, user: User, reason: str, outbox: Outbox
 ) -> None:
-    """Cancel a request for the customer; a held payment (authorised, not captured) is voided first."""
+    """Cancel a request for the customer; a held payment (authorised, not captured) is then voided.
+    The request is cancelled first, so a crash or a failed void leaves a hold that reconciliation
+    finds and releases (`void_failed` is retried), never a paid request without its hold."""
     reason = (reason or "").strip()
     if not reason:
         raise Invalid("Please give the reason for cancelling (the customer sees it).")
@@ -416,17 +502,7 @@ def cancel_by_operator(
                 "Wait for a payment in progress; refund a fulfilled one instead.",
             )
         payment = live_payment(session, request.id)
-        held = (payment.id, payment.provider_ref) if payment is not None and payment.status == "authorised" else None
-    if held is not None:
-        outcome = provider.void(held[1], f"void:{held[0]}")
-        if not outcome.ok:
-            raise PaymentFailed(f"The card hold could not be released: {outcome.message}", "Try again in a minute.")
-    with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        if held is not None:
-            payment = session.get(Payment, held[0])
-            payment.status, payment.live_request_id, payment.updated_at = "voided", None, now()
-            audit.record(session, actor(user), "payment.voided", request_id, payment_id=held[0])
+        held = payment.id if payment is not None and payment.status in payment_saga.HELD else None
         for offer in request.offers:
             if offer.status == OfferStatus.SENT:
                 move_offer(session, offer, OfferStatus.WITHDRAWN, actor(user), reason="request cancelled")
@@ -443,4 +519,6 @@ def cancel_by_operator(
         )
         session.commit()
         email = request.email
+    if held is not None:
+        payment_saga.void_payment(sessions, provider, held, actor(user), "request cancelled")
     outbox.send(email, "Your Vitrine request was cancelled", f"{user.name} cancelled your request: {reason}\n")

@@ -31,6 +31,8 @@ class Settings:
     claim_ttl_s: int = 15 * 60
     offer_ttl_hours: int = 48
     authorisation_ttl_hours: int = 7 * 24
+    payment_grace_s: float = 120.0  # a pending payment older than this is no longer in flight: reconcile it
+    payment_reconcile_s: float = 60.0  # how often to reconcile payments, after once at start-up (0: only then)
     request_ttl_hours: int = 7 * 24  # a queued request nobody took up expires after this
     instant_matches: int = 12
     search_window_ms: float = 4.0

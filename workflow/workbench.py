@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from catalog.money import PriceError, parse_price
 from catalog.search_service import QueryInput, SearchService
 from catalog.workspace import Workspace
 from index.filters import SearchFilter
@@ -50,6 +51,16 @@ def _number(text: str | None, name: str) -> float | None:
     return value
 
 
+def _price(text: str | None, name: str) -> float | None:
+    """A price bound read by the one price grammar (`catalog.money`): `1,299` is 1299, as in offers."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return float(parse_price(text))
+    except PriceError as exc:
+        raise Invalid(f"{name} must be a price, like 40 or 1,299.00 ({exc}).") from None
+
+
 def parse_refinement(form: dict) -> Refinement:
     """Form fields to a refinement; Invalid names the field to fix."""
     crop = None
@@ -69,8 +80,8 @@ def parse_refinement(form: dict) -> Refinement:
         crop=crop,
         words=(form.get("words") or "").strip()[:500],
         use_photo=form.get("use_photo", "1") != "0",
-        min_price=_number(form.get("min_price"), "Lowest price"),
-        max_price=_number(form.get("max_price"), "Highest price"),
+        min_price=_price(form.get("min_price"), "Lowest price"),
+        max_price=_price(form.get("max_price"), "Highest price"),
         category=(form.get("category") or "").strip(),
         vendor=(form.get("vendor") or "").strip(),
         in_stock=True if stock == "yes" else False if stock == "no" else None,

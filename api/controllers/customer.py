@@ -4,6 +4,7 @@ an offer with a card. No account: the unguessable link is the key."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 
 from litestar import Controller, Request, get, post
@@ -64,10 +65,18 @@ class CustomerController(Controller):
         db: Db,
         payments: Payments,
         outbox: Mail,
+        settings: AppSettings,
     ) -> Redirect:
         key = data.idempotency_key or secrets.token_urlsafe(16)
         await asyncio.to_thread(
-            offers_service.accept_offer, db, payments, token, offer_id, data.card_number, key, outbox
+            functools.partial(offers_service.accept_offer, secret=settings.secret_key),
+            db,
+            payments,
+            token,
+            offer_id,
+            data.card_number,
+            key,
+            outbox,
         )
         return notice_redirect(
             request,

@@ -5,6 +5,7 @@ token is the credential."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -87,12 +88,14 @@ class RequestsApiController(Controller):
         db: Db,
         payments: Payments,
         outbox: Mail,
+        settings: AppSettings,
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)] = None,
     ) -> dict[str, Any]:
         """Accept one offer and authorise its price on the card. Repeating the call with the same
-        Idempotency-Key returns the first outcome; a second accept on the request is refused (409)."""
+        Idempotency-Key returns the first outcome; the same key with another offer or card is refused
+        (422); a second accept on the request is refused (409)."""
         result = await asyncio.to_thread(
-            offers_service.accept_offer,
+            functools.partial(offers_service.accept_offer, secret=settings.secret_key),
             db,
             payments,
             token,

@@ -27,6 +27,7 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from api.dependencies import Search
+from catalog.money import PriceError, parse_price
 from catalog.search_service import QueryInput
 from index.filters import SearchFilter
 from vision.decode import DEFAULT_LIMITS
@@ -123,8 +124,8 @@ class SearchForm:
     def _filter(self) -> SearchFilter | None:
         try:
             search_filter = SearchFilter.of(
-                min_price=_number(self.min_price, "min_price"),
-                max_price=_number(self.max_price, "max_price"),
+                min_price=_price(self.min_price, "min_price"),
+                max_price=_price(self.max_price, "max_price"),
                 categories=self.category or None,
                 vendors=self.vendor or None,
                 in_stock=self._in_stock(),
@@ -132,6 +133,16 @@ class SearchForm:
         except ValueError as exc:
             raise _bad(str(exc)) from None
         return None if search_filter.is_empty else search_filter
+
+
+def _price(value: str | None, name: str) -> float | None:
+    """A price bound read by the one price grammar (`catalog.money`): `1,299` is 1299, as everywhere."""
+    if value is None:
+        return None
+    try:
+        return float(parse_price(value))
+    except PriceError as exc:
+        raise _bad(f"field {name!r} must be a number, a price like 40 or 1,299.00 ({exc})") from None
 
 
 def _number(value: str | None, name: str) -> float | None:
