@@ -17,8 +17,8 @@ def models_train_lite2(
     out: Annotated[Path, typer.Option(help="Folder for the checkpoint and training.json.")] = Path(
         "models/vitrine-lite2"
     ),
-    demo_products: Annotated[int, typer.Option(help="Generated demo products to train on.")] = 2000,
-    views: Annotated[int, typer.Option(help="Simulated customer photos per catalog image.")] = 2,
+    demo_products: Annotated[int, typer.Option(help="Generated demo products to train on.")] = 3000,
+    views: Annotated[int, typer.Option(help="Simulated customer photos per catalog image.")] = 1,
     steps: Annotated[int, typer.Option(help="Most training steps (the time budget may end the run first).")] = 400,
     time_budget: Annotated[
         float, typer.Option(help="Most seconds for the whole run, feature extraction included (fits 20 minutes).")

@@ -45,8 +45,8 @@ Log = Callable[[str], None]
 
 @dataclass
 class LitSettings:
-    demo_products: int = 2000
-    views: int = 2  # simulated customer photos per catalog image
+    demo_products: int = 3000
+    views: int = 1  # simulated customer photos per catalog image (more products beat more views: see the model card)
     steps: int = 400
     batch: int = 128
     real_share: float = 0.3  # share of each batch drawn from real photographs
