@@ -114,6 +114,17 @@ def offer_drafts(form: dict[str, Any]) -> list[OfferDraft]:
     return drafts
 
 
+def typed_offers(form: dict[str, Any]) -> dict[str, Any]:
+    """What the offers form carried, to fill it again after a refusal: the ticked product ids (as
+    text), each `price_<id>` / `note_<id>` and the expiry, as typed (a repeated field: its last value)."""
+    picked = form.get("product_id") or []
+    typed: dict[str, Any] = {"picked": [picked] if isinstance(picked, str) else [str(p) for p in picked]}
+    for key, value in form.items():
+        if key.startswith(("price_", "note_")) or key == "expires_in_hours":
+            typed[key] = value[-1] if isinstance(value, list) and value else value
+    return typed
+
+
 def offer_hours(form: dict[str, Any], default: float) -> float:
     text = _text(form.get("expires_in_hours"))
     try:

@@ -125,19 +125,54 @@ def claim_next(sessions: sessionmaker, user: User, ttl_s: int) -> int | None:
     return None
 
 
-def require_claim(session: Session, request: CustomerRequest, user: User) -> None:
-    """Refuse work on a request the user does not hold (or whose claim lapsed)."""
+def require_claim(session: Session, request: CustomerRequest, user: User, action: str = "work on it") -> None:
+    """Refuse work on a request the user does not hold (or whose claim lapsed). An admin may act on
+    another operator's claim: the override is recorded in `session` (`claim.overridden`)."""
     if request.status != RequestStatus.CLAIMED:
         raise Conflict(
             f"This request is {label(request.status).lower()}; claim it from the queue first.",
             "Go back to the queue.",
         )
     if request.claimed_by_id != user.id:
-        holder = session.get(User, request.claimed_by_id)
-        name = holder.name if holder else "another operator"
-        raise ClaimConflict(f"{name} is working on this request.", name)
+        _other_holder(session, request, user, action)
+        return
     if utc(request.claim_expires_at) < now():
         raise Conflict("Your claim on this request has lapsed.", "Claim it again from the queue if it is still open.")
+
+
+def refuse_if_held_by_other(session: Session, request: CustomerRequest, user: User, action: str) -> None:
+    """The claim covers every state-changing action: while another operator holds a live claim on
+    `request`, `user` may not `action` it (ClaimConflict naming the holder). An admin may override;
+    the override is recorded in `session`, so it commits (or rolls back) with the action."""
+    if request.status != RequestStatus.CLAIMED or request.claimed_by_id in (None, user.id):
+        return
+    if request.claim_expires_at is not None and utc(request.claim_expires_at) < now():
+        return  # a lapsed claim protects nothing: it goes back to the queue
+    _other_holder(session, request, user, action)
+
+
+def refuse_unless_owner(
+    session: Session, request: CustomerRequest, user: User, owner_id: int | None, action: str, what: str
+) -> None:
+    """Refuse `action` on something (`what`) another operator made (their offer), admins excepted
+    (the override is recorded in `session`)."""
+    if owner_id is None or owner_id == user.id:
+        return
+    owner = session.get(User, owner_id)
+    name = owner.name if owner else "another operator"
+    if user.role == "admin":
+        audit.record(session, actor(user), "claim.overridden", request.id, attempted=action, holder=name)
+        return
+    raise ClaimConflict(f"{name} {what}; only they (or an admin) can {action}.", name)
+
+
+def _other_holder(session: Session, request: CustomerRequest, user: User, action: str) -> None:
+    holder = session.get(User, request.claimed_by_id) if request.claimed_by_id else None
+    name = holder.name if holder else "another operator"
+    if user.role == "admin":
+        audit.record(session, actor(user), "claim.overridden", request.id, attempted=action, holder=name)
+        return
+    raise ClaimConflict(f"{name} is working on this request; only they (or an admin) can {action}.", name)
 
 
 def release(sessions: sessionmaker, request_id: int, user: User, reason: str) -> None:
@@ -148,6 +183,7 @@ def release(sessions: sessionmaker, request_id: int, user: User, reason: str) ->
         request = load_by_id(session, request_id)
         if request.claimed_by_id != user.id and user.role != "admin":
             raise Forbidden("Only the operator holding the claim (or an admin) can release it.")
+        refuse_if_held_by_other(session, request, user, "release it")
         move_request(
             session,
             request,

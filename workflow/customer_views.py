@@ -48,7 +48,7 @@ from vision.embedder import Embedder
 from vision.errors import ImageRejected
 from vision.micro_batch import load_query_pixels
 from workflow import audit
-from workflow.claims import actor
+from workflow.claims import actor, refuse_if_held_by_other
 from workflow.errors import Conflict, NotFound
 from workflow.models import ConfirmedPair, CustomerView, User, now, utc
 from workflow.pairs import ACCEPTED, POSITIVE
@@ -299,7 +299,7 @@ def remove_view(
     request whose workbench showed it). It is never added again."""
     with sessions() as session:
         if request_id is not None:
-            load_by_id(session, request_id)
+            refuse_if_held_by_other(session, load_by_id(session, request_id), user, "remove a customer photo")
         view = session.get(CustomerView, view_id)
         if view is None:
             raise NotFound("There is no such customer view.", "Reload the workbench.")

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.db import Product, ProductImage, Vendor
 from catalog.money import PriceError, check_amount, parse_price
 from workflow import audit, pairs, payment_saga
-from workflow.claims import actor, require_claim
+from workflow.claims import actor, refuse_if_held_by_other, refuse_unless_owner, require_claim
 from workflow.errors import Conflict, IdempotencyKeyReused, Invalid, NotFound, PaymentFailed
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Message, Offer, Payment, User, now, utc
@@ -78,7 +78,7 @@ def send_offers(
     moment = now()
     with sessions() as session:
         request = load_by_id(session, request_id)
-        require_claim(session, request, user)
+        require_claim(session, request, user, "send offers")
         ids = []
         sent: list[Offer] = []
         for draft in drafts:
@@ -144,6 +144,7 @@ def post_operator_message(
         raise Invalid("Please keep the message under 2000 characters.")
     with sessions() as session:
         request = load_by_id(session, request_id)
+        refuse_if_held_by_other(session, request, user, "message the customer")
         session.add(Message(request_id=request.id, author="operator", author_name=user.name, body=body))
         audit.record(session, actor(user), "message.operator", request.id)
         session.commit()
@@ -192,6 +193,8 @@ def withdraw_offer(sessions: sessionmaker, request_id: int, offer_id: int, user:
     with sessions() as session:
         request = load_by_id(session, request_id)
         offer = _offer_of(request, offer_id)
+        refuse_if_held_by_other(session, request, user, "withdraw an offer")
+        refuse_unless_owner(session, request, user, offer.created_by_id, "withdraw it", "sent this offer")
         if not move_offer(session, offer, OfferStatus.WITHDRAWN, actor(user)):
             raise Conflict("This offer changed meanwhile.", "Reload the page.")
         _require_offers_open(session, request)
@@ -387,6 +390,7 @@ def fulfil(sessions: sessionmaker, provider: PaymentProvider, request_id: int, u
 def close(sessions: sessionmaker, request_id: int, user: User) -> None:
     with sessions() as session:
         request = load_by_id(session, request_id)
+        refuse_if_held_by_other(session, request, user, "close it")
         move_request(session, request, RequestStatus.CLOSED, actor(user))
         session.commit()
 
@@ -496,6 +500,7 @@ def cancel_by_operator(
         raise Invalid("Please give the reason for cancelling (the customer sees it).")
     with sessions() as session:
         request = load_by_id(session, request_id)
+        refuse_if_held_by_other(session, request, user, "cancel it")
         if request.status in (RequestStatus.ACCEPTED, RequestStatus.FULFILLED):
             raise Conflict(
                 f"A request that is {request.status} cannot be cancelled.",

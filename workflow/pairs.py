@@ -173,7 +173,7 @@ def reject_shown(sessions: sessionmaker, request_id: int, user: User) -> int:
     Returns how many were new. Nothing else changes (the claim, the request and its offers stay)."""
     with sessions() as session:
         request = load_by_id(session, request_id)
-        require_claim(session, request, user)
+        require_claim(session, request, user, "judge its candidates")
         latest = session.scalar(select(func.max(Candidate.round)).where(Candidate.request_id == request.id))
         shown = (
             session.scalars(

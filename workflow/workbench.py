@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from catalog.db import Product, Vendor
 from catalog.money import PriceError, parse_price
 from catalog.search_service import QueryInput, SearchService
 from catalog.workspace import Workspace
@@ -18,7 +19,7 @@ from vision.errors import ImageRejected
 from workflow import audit
 from workflow.claims import actor, require_claim
 from workflow.errors import Invalid
-from workflow.models import Candidate, User
+from workflow.models import AuditEntry, Candidate, User
 from workflow.requests_service import load_by_id
 from workflow.uploads import read_photo
 
@@ -92,18 +93,75 @@ def parse_refinement(form: dict) -> Refinement:
     return refinement
 
 
+@dataclass(frozen=True)
+class FilterChoices:
+    """The catalog's categories and vendors: what the re-search filters offer."""
+
+    categories: list[str]
+    vendors: list[str]
+
+
+def filter_choices(session: Session) -> FilterChoices:
+    categories = session.scalars(
+        select(Product.category).where(Product.category != "").distinct().order_by(func.lower(Product.category))
+    ).all()
+    vendors = session.scalars(select(Vendor.name).distinct().order_by(func.lower(Vendor.name))).all()
+    return FilterChoices(list(categories), list(vendors))
+
+
+def _catalog_spelling(typed: str, known: list[str]) -> str:
+    """`typed` as the catalog spells it (case-insensitive); unknown text is kept (it matches nothing)."""
+    folded = typed.casefold()
+    return next((k for k in known if k.casefold() == folded), typed)
+
+
+def in_catalog_spelling(session: Session, how: Refinement) -> Refinement:
+    """The refinement with its category and vendor spelled as in the catalog: `MUGS` finds `mugs`."""
+    if not how.category and not how.vendor:
+        return how
+    choices = filter_choices(session)
+    return replace(
+        how,
+        category=_catalog_spelling(how.category, choices.categories) if how.category else "",
+        vendor=_catalog_spelling(how.vendor, choices.vendors) if how.vendor else "",
+    )
+
+
+def last_empty_search(session: Session, request_id: int) -> dict | None:
+    """The latest re-search of the request if it found nothing (its filters), else None: the
+    workbench then says so and marks the candidates it shows as the previous round."""
+    entry = session.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.request_id == request_id, AuditEntry.action == "search.refined")
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+    if entry is None or not entry.detail or entry.detail.get("hits") != 0:
+        return None
+    return {k: v for k, v in entry.detail.items() if k not in ("round", "hits")}
+
+
+@dataclass(frozen=True)
+class Refined:
+    round: int | None  # None: nothing matched, no round was stored
+    hits: int
+
+
 async def refine(
     sessions: sessionmaker, search: SearchService, workspace: Workspace, request_id: int, user: User, how: Refinement
-) -> int:
-    """Search again and store the hits as a new round; returns the round number."""
+) -> Refined:
+    """Search again and store the hits as a new round. A search that finds nothing stores no round
+    (the previous candidates stay) and is audited with `hits=0`."""
 
-    def load() -> tuple[str, str]:
+    def load() -> tuple[str, str, Refinement]:
         with sessions() as session:
             request = load_by_id(session, request_id)
-            require_claim(session, request, user)
-            return request.photo_sha256, request.words
+            require_claim(session, request, user, "search again")
+            spelled = in_catalog_spelling(session, how)
+            session.commit()  # an admin's override of another's claim is recorded (audit)
+            return request.photo_sha256, request.words, spelled
 
-    sha, customer_words = await asyncio.to_thread(load)
+    sha, customer_words, how = await asyncio.to_thread(load)
     photo = read_photo(workspace, sha) if how.use_photo else None
     words = " ".join(w for w in (customer_words if not how.words else "", how.words) if w).strip() or None
     if photo is None and not words:
@@ -128,8 +186,12 @@ async def refine(
     except (ImageRejected, ValueError) as exc:
         raise Invalid(f"The search could not run: {exc}") from None
 
-    def save() -> int:
+    def save() -> Refined:
         with sessions() as session:
+            if not hits:
+                audit.record(session, actor(user), "search.refined", request_id, round=None, hits=0, **how.to_json())
+                session.commit()
+                return Refined(None, 0)
             latest = session.scalar(select(func.max(Candidate.round)).where(Candidate.request_id == request_id)) or 0
             round_ = latest + 1
             for rank, hit in enumerate(hits):
@@ -148,6 +210,6 @@ async def refine(
                 session, actor(user), "search.refined", request_id, round=round_, hits=len(hits), **how.to_json()
             )
             session.commit()
-            return round_
+            return Refined(round_, len(hits))
 
     return await asyncio.to_thread(save)

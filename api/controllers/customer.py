@@ -13,9 +13,12 @@ from litestar.response import Redirect, Template
 from sqlalchemy.orm import sessionmaker
 
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, Viewer
+from api.errors import IMAGE_TITLE, status_of
 from api.forms import Accept, NewMessage, NewRequest, upload_bytes
 from api.pages import notice_redirect, page
+from vision.errors import ImageRejected
 from workflow import offers_service, requests_service
+from workflow.errors import ServiceError
 from workflow.intake import submit_request
 from workflow.views import customer_view
 
@@ -39,15 +42,41 @@ class CustomerController(Controller):
     @post("/requests", name="create_request")
     async def create_request(
         self,
+        request: Request,
         data: NewRequest,
         settings: AppSettings,
         db: Db,
         search: Search,
         outbox: Mail,
         link: RequestLink,
-    ) -> Redirect:
-        photo = await upload_bytes(data.chosen_photo(), settings.max_upload_bytes)
-        token = await submit_request(settings, db, search, outbox, link, photo, data.email, data.words, data.budget)
+        viewer: Viewer,
+    ) -> Redirect | Template:
+        try:
+            photo = await upload_bytes(data.chosen_photo(), settings.max_upload_bytes)
+            token = await submit_request(settings, db, search, outbox, link, photo, data.email, data.words, data.budget)
+        except (ServiceError, ImageRejected) as exc:
+            # The form again, with the refusal and what was typed; a browser never refills a file input.
+            rejected = isinstance(exc, ImageRejected)
+            error = {
+                "status": status_of(exc),
+                "title": IMAGE_TITLE if rejected else exc.title,  # type: ignore[union-attr]
+                "message": str(exc) if rejected else exc.message,  # type: ignore[union-attr]
+                "hint": (
+                    "Nothing was saved. Your words, budget and e-mail are kept below; "
+                    "the photo cannot be kept by the browser, so please choose it (or another one) again."
+                ),
+            }
+            typed = {"email": data.email, "words": data.words, "budget": data.budget}
+            return page(
+                request,
+                "index.html",
+                status_code=status_of(exc),
+                user=viewer,
+                max_bytes=settings.max_upload_bytes,
+                accept=ACCEPTED_TYPES,
+                error=error,
+                typed=typed,
+            )
         return Redirect(f"/r/{token}", status_code=303)
 
     @get("/r/{token:str}", name="request_page")

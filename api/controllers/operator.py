@@ -14,7 +14,8 @@ from sqlalchemy.orm import sessionmaker
 
 from api.auth import admin_only, staff_only
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, SignedIn
-from api.forms import Confirm, NewMessage, OffersForm, Reason, Refine, offer_drafts, offer_hours
+from api.errors import status_of
+from api.forms import Confirm, NewMessage, OffersForm, Reason, Refine, offer_drafts, offer_hours, typed_offers
 from api.pages import notice_redirect, page
 from workflow import claims, customer_views, offers_service, pairs, requests_service, workbench
 from workflow.errors import Invalid
@@ -33,9 +34,41 @@ def _tidy_up(db: sessionmaker, payments: PaymentProvider, settings: Settings) ->
 
 
 def _workbench_view(db: sessionmaker, request_id: int, user: User, settings: Settings) -> dict:
+    """The request as the workbench shows it, with the catalog's filter choices and the latest
+    re-search if it found nothing (the candidates shown are then the previous round's)."""
     claims.renew_if_held(db, request_id, user, settings.claim_ttl_s)
     with db() as session:
-        return operator_view(session, requests_service.load_by_id(session, request_id))
+        view = operator_view(session, requests_service.load_by_id(session, request_id))
+        view["choices"] = workbench.filter_choices(session)
+        view["empty_search"] = workbench.last_empty_search(session, request_id)
+        return view
+
+
+async def _workbench_page(
+    request: Request,
+    db: sessionmaker,
+    request_id: int,
+    user: User,
+    settings: Settings,
+    status_code: int = 200,
+    form_error: dict | None = None,
+) -> Template:
+    """The workbench; with `form_error` ({"form", "message", "typed"}) it is shown again after a refused
+    form, with the refusal next to the form and what the person typed still in it."""
+    view = await asyncio.to_thread(_workbench_view, db, request_id, user, settings)
+    holds = view["status"] == "claimed" and view["claimed_by"] == user.name
+    query = view["empty_search"] or view["last_query"]
+    return page(
+        request,
+        "workbench.html",
+        status_code=status_code,
+        user=user,
+        r=view,
+        holds=holds,
+        offer_hours=settings.offer_ttl_hours,
+        q=query,
+        form_error=form_error,
+    )
 
 
 class OperatorController(Controller):
@@ -67,21 +100,12 @@ class OperatorController(Controller):
     async def workbench_page(
         self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings
     ) -> Template:
-        view = await asyncio.to_thread(_workbench_view, db, request_id, user, settings)
-        holds = view["status"] == "claimed" and view["claimed_by"] == user.name
-        return page(
-            request,
-            "workbench.html",
-            user=user,
-            r=view,
-            holds=holds,
-            offer_hours=settings.offer_ttl_hours,
-            q=view["last_query"],
-        )
+        return await _workbench_page(request, db, request_id, user, settings)
 
     @post("/requests/{request_id:int}/search", name="refine")
     async def refine(
         self,
+        request: Request,
         request_id: FromPath[int],
         data: Refine,
         user: SignedIn,
@@ -91,7 +115,13 @@ class OperatorController(Controller):
     ) -> Redirect:
         how = workbench.parse_refinement(asdict(data))
         await asyncio.to_thread(claims.renew_if_held, db, request_id, user, settings.claim_ttl_s)
-        await workbench.refine(db, search, settings.workspace, request_id, user, how)
+        found = await workbench.refine(db, search, settings.workspace, request_id, user, how)
+        if not found.hits:
+            return notice_redirect(
+                request,
+                f"/operator/requests/{request_id}#candidates",
+                "No products match these filters; the candidates shown are the previous round's.",
+            )
         return Redirect(f"/operator/requests/{request_id}#candidates", status_code=303)
 
     @post("/requests/{request_id:int}/offers", name="send_offers")
@@ -106,10 +136,14 @@ class OperatorController(Controller):
         settings: AppSettings,
         link: RequestLink,
         search: Search,
-    ) -> Redirect:
-        drafts = offer_drafts(data)
-        hours = offer_hours(data, settings.offer_ttl_hours)
-        ids = await asyncio.to_thread(offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link)
+    ) -> Redirect | Template:
+        try:
+            drafts = offer_drafts(data)
+            hours = offer_hours(data, settings.offer_ttl_hours)
+            ids = await asyncio.to_thread(offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link)
+        except Invalid as exc:  # shown again with what was typed: the ticks, prices, notes, expiry
+            error = {"form": "offers", "message": exc.message, "typed": typed_offers(data)}
+            return await _workbench_page(request, db, request_id, user, settings, status_of(exc), error)
         # The customer's photo becomes a view of each offered product, searchable at once (never fails).
         await asyncio.to_thread(customer_views.add_views_for_offers, db, search, settings.workspace, ids, user)
         return notice_redirect(
