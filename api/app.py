@@ -30,9 +30,10 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from api.controllers.customer import CustomerController
+from api.controllers.health import HealthController
 from api.controllers.images import ImagesController
 from api.controllers.operator import OperatorController
-from api.controllers.requests_api import HealthController, RequestsApiController
+from api.controllers.requests_api import RequestsApiController
 from api.controllers.search import SearchController
 from api.controllers.sign_in import SignInController
 from api.controllers.vendor import VendorController
@@ -40,8 +41,10 @@ from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.pages import template_environment
 from catalog.db import make_engine, session_factory
+from catalog.db_check import HealthProbe
 from catalog.index_watch import watch_index
 from catalog.search_service import SearchService
+from vision.decode import DecodeLimits
 from workflow.outbox import FileOutbox, Outbox
 from workflow.payment_saga import reconcile_every
 from workflow.payments import PaymentProvider, open_provider
@@ -94,6 +97,7 @@ def create_app(
             settings.backend,  # type: ignore[arg-type]
             window_ms=settings.search_window_ms,
             max_batch=settings.search_max_batch,
+            limits=DecodeLimits(settings.max_upload_bytes, settings.max_upload_pixels),
         )
 
     @contextlib.asynccontextmanager
@@ -136,6 +140,7 @@ def create_app(
             "engine": engine,
             "sessions": sessions,
             "search": search,
+            "health": HealthProbe(engine),
             "payments": payments or open_provider(settings.payment_provider, settings.workspace.home),
             "outbox": outbox or FileOutbox(settings.outbox_dir),
         }

@@ -25,7 +25,7 @@ import numpy as np
 
 from catalog.workspace import Workspace
 from index.build import build_from_store, replay_changes, save_from_store, update_saved
-from index.errors import IndexError_, IndexNotFound
+from index.errors import IndexCorrupted, IndexError_, IndexNotFound
 from index.filters import ItemAttributes
 from index.persistence import load_index, read_manifest, save_index
 from index.planner import FLAT_MAX, IndexPlan, plan_index
@@ -37,7 +37,19 @@ _spill_numbers = itertools.count()
 
 
 class CatalogIndex:
-    def __init__(self, workspace: Workspace, model_id: str, dim: int, memory_budget: int = DEFAULT_MEMORY_BUDGET):
+    """`repair`: a saved index that is missing or corrupt (`IndexNotFound`, `IndexCorrupted`) is
+    rebuilt from the store and saved before it is loaded, as a server does at start-up, so the next
+    start loads it rather than rebuilding again; without it (the default, e.g. `vitrine doctor`) a
+    missing one is built in memory only and a corrupt one raises."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        model_id: str,
+        dim: int,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        repair: bool = False,
+    ):
         self.workspace = workspace
         self.model_id = model_id
         self.dim = dim
@@ -47,14 +59,15 @@ class CatalogIndex:
         # The store's newest segment this index is known to hold: what a serving process compares
         # with the store to see whether another process has written since (`catalog.index_watch`).
         self.synced_segment = self.store.last_segment
-        self.index = self._open_index()
+        self.repaired: str | None = None  # why the saved index was rebuilt on opening, if it was
+        self.index = self._open_index(repair)
 
     def _next_spill(self) -> Path:
         directory = self.workspace.home / "tmp"
         directory.mkdir(parents=True, exist_ok=True)
         return directory / f"vectors-{os.getpid()}-{next(_spill_numbers)}.f32"
 
-    def _open_index(self) -> VectorIndex:
+    def _open_index(self, repair: bool = False) -> VectorIndex:
         directory = self.workspace.index_dir(self.model_id)
         self._spill = self._next_spill()
         try:
@@ -62,7 +75,13 @@ class CatalogIndex:
                 directory, expected_model_id=self.model_id, expected_dim=self.dim, vectors_path=self._spill
             )
             covered = int(read_manifest(directory).get("extra", {}).get("store_segment", 0))
-        except IndexNotFound:
+        except (IndexNotFound, IndexCorrupted) as exc:
+            if repair and (self.store.last_segment > 0 or not isinstance(exc, IndexNotFound)):
+                self.repaired = str(exc)
+                rebuild_saved_index(self.store, directory, self.memory_budget)
+                return self._open_index()
+            if not isinstance(exc, IndexNotFound):
+                raise
             plan = plan_index(self.store.count(), self.dim, self.memory_budget)
             return build_from_store(self.store, plan, vectors_path=self._spill)
         if not self.store.replayable_since(covered):
@@ -118,6 +137,13 @@ class CatalogIndex:
         self.index.close()
         if self._spill is not None:
             self._spill.unlink(missing_ok=True)
+
+
+def rebuild_saved_index(store: VectorStore, directory: Path, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    """Write a fresh saved index of everything in `store` (streamed, as `vitrine index rebuild`
+    does) and make it current; returns the number of vectors."""
+    plan = plan_index(max(store.count(), 1), store.dim, memory_budget)
+    return save_from_store(store, plan, directory, extra={"store_segment": store.last_segment})
 
 
 def publish_index(

@@ -82,22 +82,40 @@ def search_command(
 
 
 def doctor_command(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Check that every product image has a vector and every vector a product, in store and index. Exit 1 if not."""
-    from catalog.doctor import check_workspace
+    """Check the database's integrity, and that every product image has a vector and every vector a
+    product, in store and index; report a corrupt index with the command that rebuilds it. Exit 1 if not."""
+    from sqlalchemy.exc import SQLAlchemyError
 
-    report = check_workspace(Workspace.from_env())
+    from catalog.doctor import check_workspace
+    from index.errors import IndexError_
+
+    try:
+        report = check_workspace(Workspace.from_env())
+    except (SQLAlchemyError, IndexError_, OSError, ValueError) as exc:  # e.g. a file too damaged to open at all
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+        report = {"healthy": False, "error": f"{type(exc).__name__}: {reason}", "models": []}
     if as_json:
         print(json.dumps(report))
     else:
+        if "error" in report:
+            err.print(f"[bold red]cannot check:[/] {report['error']}")
+        database = report.get("database")
+        if database is not None:
+            problems = "; ".join(database["problems"])
+            err.print(f"database {database['check']}: " + ("ok" if database["ok"] else f"[bold red]{problems}[/]"))
         for model in report["models"]:
-            drift = model["index_missing"]["count"] + model["index_extra"]["count"]
+            index = model["index"]
+            if index["status"] != "ok":
+                err.print(f"{model['model_id']}: [bold red]index {index['status']}[/]: {index['error']}")
+                err.print(f"  fix: {index['fix']}")
+            drift = (model["index_missing"]["count"] or 0) + (model["index_extra"]["count"] or 0)
             err.print(
-                f"{model['model_id']}: {model['images_in_database']:,} images, "
-                f"{model['vectors_in_store']:,} stored vectors, {model['vectors_in_index']:,} indexed; "
+                f"{model['model_id']}: {model['images_in_database']} images, "
+                f"{model['vectors_in_store']:,} stored vectors, {model['vectors_in_index']} indexed; "
                 f"without vector {model['images_without_vector']['count']}, "
                 f"without product {model['vectors_without_product']['count']}, index drift {drift}"
             )
-        err.print("healthy" if report["healthy"] else "[bold red]mismatch found[/]")
+        err.print("healthy" if report["healthy"] else "[bold red]problems found[/]")
     if not report["healthy"]:
         raise typer.Exit(1)
 

@@ -18,6 +18,7 @@ the previous model is searched again with the new one, never against the other m
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,9 +33,12 @@ from catalog.workspace import Workspace
 from index.filters import ItemAttributes, SearchFilter
 from index.rwlock import ReadWriteLock
 from vision.crop import Crop, validate_crop
+from vision.decode import UPLOAD_LIMITS, DecodeLimits
 from vision.embedder import Backend, l2_normalise, open_embedder
 from vision.micro_batch import MicroBatchEmbedder
 from vision.model_store import ModelStore
+
+log = logging.getLogger(__name__)
 
 MAX_K = 200
 MAX_TEXT_CHARS = 1000
@@ -94,18 +98,24 @@ class SearchService:
         backend: Backend = "onnx",
         window_ms: float = 4.0,
         max_batch: int = 16,
+        limits: DecodeLimits = UPLOAD_LIMITS,
     ) -> None:
         self.workspace = workspace
         self.sessions = sessions
         self.model_name, self.backend = model, backend
-        self._batching = {"window_ms": window_ms, "max_batch": max_batch}
+        # `limits`: the one upload limit, as the app's settings give it (the form and /api/search alike).
+        self._batching = {"window_ms": window_ms, "max_batch": max_batch, "limits": limits}
         embedder = open_embedder(model, backend)  # models live under VITRINE_HOME, as for every command
         self.manifest = embedder.manifest
         self.embedder = MicroBatchEmbedder(embedder, **self._batching)
         self._index_lock = ReadWriteLock()  # searches read; `refresh_index` swaps the index under the write side
         self._writing = threading.Lock()  # one writer of the index at a time: a refresh or a vector write
         self.generation = 0  # bumped when the model changes: a search embedded before is redone
-        self.index = CatalogIndex(workspace, self.manifest.model_id, self.manifest.embed_dim)
+        # At start-up a missing or corrupt saved index is rebuilt from the vector store and saved, so
+        # the next start loads it (a refresh later opens what ingests publish, and repairs nothing).
+        self.index = CatalogIndex(workspace, self.manifest.model_id, self.manifest.embed_dim, repair=True)
+        if self.index.repaired:
+            log.warning("rebuilt the saved index of %s from the vector store: %s", self.model_id, self.index.repaired)
 
     @property
     def model_id(self) -> str:

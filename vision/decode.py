@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -52,18 +56,98 @@ class DecodeLimits:
 
 
 DEFAULT_LIMITS = DecodeLimits()
+#: The one limit on customer uploads: the request form, `/api/requests` and `/api/search` alike
+#: (`workflow.settings.Settings` takes its defaults from here).
+UPLOAD_LIMITS = DecodeLimits(max_bytes=10 * 1000 * 1000, max_pixels=40_000_000)
+
+#: Bytes of memory one decoded pixel may cost at the peak of `decode_image` (a 32-bit grey source,
+#: its 8-bit copy, the RGB result and an RGBA composite for transparency), for sizing the budget.
+_PEAK_BYTES_PER_PIXEL = 16
+_BUDGET_ENV = "VITRINE_DECODE_MEGAPIXELS"
+#: Rows of a wide (16/32-bit) image scaled to 8 bits at a time: bounds the float32 scratch.
+_SCALE_ROWS_PIXELS = 1 << 20
+
+
+class PixelBudget:
+    """A process-wide bound on the pixels being decoded at once: a counting semaphore in pixels.
+
+    `hold(pixels)` waits (first come, first served) until the pixels fit beside those already in
+    flight; an image larger than the whole budget still goes, alone, so nothing is ever refused
+    or stuck here, only delayed.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("the pixel budget must be at least one pixel")
+        self.capacity = capacity
+        self.in_flight = 0
+        self.peak = 0  # the most pixels ever held at once (for tests and diagnostics)
+        self._cond = threading.Condition()
+        self._waiting: deque[object] = deque()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        self.acquire(pixels)
+        try:
+            yield
+        finally:
+            self.release(pixels)
+
+    def acquire(self, pixels: int) -> None:
+        ticket = object()
+        with self._cond:
+            self._waiting.append(ticket)
+            try:
+                self._cond.wait_for(
+                    lambda: (
+                        self._waiting[0] is ticket and (self.in_flight == 0 or self.in_flight + pixels <= self.capacity)
+                    )
+                )
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+            self.in_flight += pixels
+            self.peak = max(self.peak, self.in_flight)
+
+    def release(self, pixels: int) -> None:
+        with self._cond:
+            self.in_flight -= pixels
+            self._cond.notify_all()
+
+
+def default_budget_pixels(environ: dict[str, str] | None = None) -> int:
+    """`VITRINE_DECODE_MEGAPIXELS`, or an eighth of the machine's memory at the peak cost per pixel
+    (at least one image at the upload limit, at most 500 megapixels)."""
+    given = (environ if environ is not None else os.environ).get(_BUDGET_ENV, "").strip()
+    if given:
+        megapixels = float(given)
+        if not megapixels > 0:
+            raise ValueError(f"{_BUDGET_ENV} must be a positive number of megapixels, not {given!r}")
+        return int(megapixels * 1e6)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        memory = 8 << 30
+    return int(min(max(memory // 8 // _PEAK_BYTES_PER_PIXEL, DEFAULT_LIMITS.max_pixels), 500_000_000))
+
+
+#: Every decode in this process shares this budget (uploads in the search thread pool, ingest workers).
+DECODE_BUDGET = PixelBudget(default_budget_pixels())
 
 
 def decode_image(
     source: ImageSource,
     limits: DecodeLimits = DEFAULT_LIMITS,
     draft_size: int | None = None,
+    budget: PixelBudget | None = None,
 ) -> Image.Image:
     """Decode `source` into an upright RGB image, or raise `ImageRejected`.
 
     `draft_size`, when given, lets a JPEG be decoded with DCT scaling so that its short
     side is at least `draft_size` pixels (pass about twice the model's input size): far
     faster on camera photos, and the pixel limit then applies to the scaled-down size.
+    The pixel data is decoded under `budget` (default: the process-wide `DECODE_BUDGET`), so
+    concurrent decodes wait rather than together exhaust memory.
     """
     data = _read_bounded(source, limits.max_bytes)
     if not data:
@@ -93,9 +177,10 @@ def decode_image(
         if image.width * image.height > limits.max_pixels:
             raise _too_many_pixels(image.size, limits)
         try:
-            image.seek(0)  # first frame of an animation or of a multi-page file
-            image.load()
-            return _to_rgb(_upright(image))
+            with (budget or DECODE_BUDGET).hold(image.width * image.height):
+                image.seek(0)  # first frame of an animation or of a multi-page file
+                image.load()
+                return _to_rgb(_upright(image))
         except Image.DecompressionBombError:
             raise _too_many_pixels(image.size, limits) from None
         except Exception as exc:  # any decoder failure is the file's fault, never a crash
@@ -178,16 +263,32 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _wide_grey_to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit and 32-bit grey (PNG, TIFF) to 8-bit, keeping the tonal range instead of clipping it."""
-    values = np.asarray(image, dtype=np.float64)
+    """16-bit and 32-bit grey (PNG, TIFF) to 8-bit, keeping the tonal range instead of clipping it.
+
+    Scaled a band of rows at a time in float32, so the only full-size allocation is the 8-bit
+    result: never a float64 copy of the image (8 bytes a pixel, and more for each temporary).
+    """
+    _, high = image.getextrema()
     if image.mode == "F":
-        top = 1.0 if values.max(initial=0.0) <= 1.0 else 255.0
-    elif image.mode.startswith("I;16") or values.max(initial=0.0) > 255:
+        top = 1.0 if high <= 1.0 else 255.0
+    elif image.mode.startswith("I;16") or high > 255:
         top = 65535.0
     else:
         top = 255.0
-    scaled = np.clip(values * (255.0 / top), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(scaled)
+    scale = np.float32(255.0 / top)
+    width, height = image.size
+    out = np.empty((height, width), np.uint8)
+    step = max(1, _SCALE_ROWS_PIXELS // max(width, 1))
+    for y0 in range(0, height, step):
+        y1 = min(height, y0 + step)
+        band = np.asarray(image.crop((0, y0, width, y1))).astype(np.float32)
+        if image.mode == "F":
+            np.nan_to_num(band, copy=False, nan=0.0, posinf=top, neginf=0.0)
+        band *= scale
+        np.clip(band, 0, 255, out=band)
+        np.rint(band, out=band)
+        out[y0:y1] = band
+    return Image.fromarray(out)
 
 
 def _too_many_bytes(size: int | None, max_bytes: int) -> ImageTooLarge:

@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from vision.crop import Crop, crop_fraction, draft_size_for_crop, validate_crop
-from vision.decode import DEFAULT_LIMITS, DecodeLimits, ImageSource, decode_image
+from vision.decode import DEFAULT_LIMITS, UPLOAD_LIMITS, DecodeLimits, ImageSource, PixelBudget, decode_image
 from vision.embedder import Embedder
 from vision.preprocess import preprocess
 
@@ -164,12 +164,16 @@ class MicroBatcher(Generic[Item]):
 
 
 def load_query_pixels(
-    source: ImageSource, embedder: Embedder, crop: Crop | None = None, limits: DecodeLimits = DEFAULT_LIMITS
+    source: ImageSource,
+    embedder: Embedder,
+    crop: Crop | None = None,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    budget: PixelBudget | None = None,
 ) -> np.ndarray:
     """Decode (JPEG draft-scaled, enough to keep a crop sharp), crop and preprocess one upload: (3, H, W)."""
     config = embedder.manifest.preprocess
     crop = validate_crop(crop) if crop is not None else None
-    image = decode_image(source, limits, draft_size=draft_size_for_crop(config.draft_size, crop))
+    image = decode_image(source, limits, draft_size=draft_size_for_crop(config.draft_size, crop), budget=budget)
     if crop is not None:
         image = crop_fraction(image, crop)
     return preprocess(image, config)
@@ -179,6 +183,8 @@ class MicroBatchEmbedder:
     """An embedder's image and text towers behind micro-batchers, with uploads decoded in a thread pool.
 
     `embed_image` raises `ImageRejected` for an unusable upload, exactly as `decode_image` does.
+    Uploads are refused over `limits` (by default the customer upload limits) and decoded under
+    `budget` (by default the process-wide `vision.decode.DECODE_BUDGET`): over it, decodes wait.
     """
 
     def __init__(
@@ -187,10 +193,12 @@ class MicroBatchEmbedder:
         window_ms: float = 4.0,
         max_batch: int = 16,
         decode_workers: int = 2,
-        limits: DecodeLimits = DEFAULT_LIMITS,
+        limits: DecodeLimits = UPLOAD_LIMITS,
+        budget: PixelBudget | None = None,
     ) -> None:
         self.embedder = embedder
         self.limits = limits
+        self.budget = budget
         self._decoding = 0  # uploads being decoded: each will join the image queue shortly
         self._decoding_lock = threading.Lock()
         self.images: MicroBatcher[np.ndarray] = MicroBatcher(
@@ -204,7 +212,7 @@ class MicroBatchEmbedder:
         self._decode = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode-upload")
 
     def pixels(self, source: ImageSource, crop: Crop | None = None) -> np.ndarray:
-        return load_query_pixels(source, self.embedder, crop, self.limits)
+        return load_query_pixels(source, self.embedder, crop, self.limits, self.budget)
 
     async def embed_image(self, source: ImageSource, crop: Crop | None = None) -> np.ndarray:
         """One upload's unit vector: decoded off the loop, then embedded with whatever else is waiting."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.workspace import Workspace
+from vision.decode import UPLOAD_LIMITS
 from vision.model_store import DEFAULT_MODEL, chosen_model
 
 
@@ -26,8 +27,8 @@ class Settings:
     model: str = DEFAULT_MODEL
     backend: str = "onnx"
     payment_provider: str = "test"
-    max_upload_bytes: int = 10 * 1000 * 1000
-    max_upload_pixels: int = 40_000_000
+    max_upload_bytes: int = UPLOAD_LIMITS.max_bytes  # one limit for the form, /api/requests and /api/search
+    max_upload_pixels: int = UPLOAD_LIMITS.max_pixels
     claim_ttl_s: int = 15 * 60
     offer_ttl_hours: int = 48
     authorisation_ttl_hours: int = 7 * 24

@@ -1,5 +1,5 @@
 """The JSON API for programs: create a request (multipart upload), read it by its token, accept an
-offer; and the service's health. Described by the OpenAPI document at /schema. No cookies: the
+offer. Described by the OpenAPI document at /schema. No cookies: the
 token is the credential."""
 
 from __future__ import annotations
@@ -107,13 +107,3 @@ class RequestsApiController(Controller):
         view = _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
         view["accept"] = {"payment_id": result.payment_id, "status": result.status, "replayed": result.replayed}
         return view
-
-
-class HealthController(Controller):
-    path = "/api/health"
-    tags = ("service",)
-
-    @get("/", name="api_health", sync_to_thread=False, operation_id="ApiHealthApiHealth")
-    def health(self, payments: Payments) -> dict[str, Any]:
-        """Liveness, and whether payments run in test mode."""
-        return {"ok": True, "test_mode": payments.is_test}

@@ -30,11 +30,11 @@ from api.dependencies import Search
 from catalog.money import PriceError, parse_price
 from catalog.search_service import QueryInput
 from index.filters import SearchFilter
-from vision.decode import DEFAULT_LIMITS
+from vision.decode import UPLOAD_LIMITS
 from vision.errors import ImageRejected
 
-#: The photo at the decoder's own byte limit plus room for the other fields and the form's framing.
-MAX_BODY_BYTES = DEFAULT_LIMITS.max_bytes + 1_000_000
+#: The photo at the upload byte limit (the customer form's too) plus room for the other fields and framing.
+MAX_BODY_BYTES = UPLOAD_LIMITS.max_bytes + 1_000_000
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
