@@ -7,6 +7,8 @@ are the FAISS ids, so the database and the vector store agree without a lookup t
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -102,6 +104,22 @@ def database_url(home: Path) -> str:
     return f"sqlite:///{(home / 'vitrine.db').resolve()}"
 
 
+def _switch_to_wal(cursor, attempts: int = 50) -> None:  # type: ignore[no-untyped-def]
+    """`PRAGMA journal_mode=WAL`, retried while another process holds the lock it needs.
+
+    Switching a fresh file to WAL takes an exclusive lock; when several processes open a new data
+    folder at once (serve, ingest, workers) SQLite answers "database is locked" at once, without its
+    busy handler, to whoever loses. The switch is idempotent, so trying again shortly is safe."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 + 0.01 * attempt)
+
+
 def make_engine(url: str) -> Engine:
     """An engine on a database at the newest schema; SQLite gets WAL mode, foreign keys and a busy timeout.
 
@@ -114,10 +132,10 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
     from migrations.runner import require_current  # Alembic loads only when a database is opened
