@@ -19,7 +19,6 @@ only gains the ids it lacks, never loses or overwrites its own rows.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ import numpy as np
 
 from catalog.workspace import Workspace
 from index.durable import write_atomically
+from index.file_lock import exclusive_lock
 from index.vector_store import STORE_FILE, VectorStore
 from vision.adapter import project
 
@@ -157,9 +157,5 @@ def _write_marker(directory: Path, source_model_id: str, source_dim: int, segmen
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """One catch-up of a store at a time (several serving processes may notice the same switch)."""
-    handle = os.open(directory / FOLLOW_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with exclusive_lock(directory / FOLLOW_LOCK):
         yield
-    finally:
-        os.close(handle)

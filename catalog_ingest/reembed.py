@@ -30,8 +30,6 @@ on the demo set (500 products, 200 customer photos), moved from `demo` to vitrin
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +45,7 @@ from catalog.db import Product, ProductImage, Vendor
 from catalog.ids import VIEW_FLAG
 from catalog.workspace import Workspace
 from catalog_ingest.ingest import BATCH_ROWS
+from index.file_lock import LockHeld, exclusive_lock
 from index.filters import ItemAttributes
 from index.vector_store import STORE_FILE, VectorStore
 from vision.embedder import Embedder
@@ -339,15 +338,11 @@ def _reembed_lock(store: VectorStore) -> Iterator[None]:
     """One reembed per store at a time; a second one is refused at once (ingests and the serving app
     are not held back: each of their writes, like each of ours, takes the store's append lock)."""
     path = store.directory / LOCK_FILE
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ReembedError(f"another `vitrine reembed` is writing {store.directory} (it holds {path})") from None
-        yield
-    finally:
-        os.close(handle)
+        with exclusive_lock(path, wait=False):
+            yield
+    except LockHeld:
+        raise ReembedError(f"another `vitrine reembed` is writing {store.directory} (it holds {path})") from None
 
 
 __all__ = ["CatalogImages", "Plan", "ReembedError", "ReembedSource", "ReembedSummary", "Reembedder", "SourceFactory"]

@@ -19,7 +19,6 @@ vectors by id does not reread every segment each time.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from index.durable import fsync_path, write_atomically
 from index.errors import IndexMismatch, IndexNotFound
+from index.file_lock import exclusive_lock
 from index.filters import ItemAttributes
 from index.id_map import IdMap
 
@@ -304,7 +304,7 @@ class VectorStore:
 
     def _sweep(self) -> None:
         """Delete what a crash left behind: temporary files and files a merged one covers."""
-        with _appending(self.directory):  # never the temporary file of an append under way elsewhere
+        with append_lock(self.directory):  # never the temporary file of an append under way elsewhere
             for path in self.directory.glob(".segment-*.tmp"):
                 path.unlink(missing_ok=True)
         in_charge = set(self.segments())
@@ -372,7 +372,7 @@ class VectorStore:
         if len(attributes) != len(ids):
             raise ValueError(f"got {len(attributes)} attribute rows for {len(ids)} ids")
         table = _table(self.model_id, self.dim, ids, vectors, attributes, deleted)
-        with _appending(self.directory):  # the number is taken and used by one process at a time
+        with append_lock(self.directory):  # the number is taken and used by one process at a time
             number = self.last_segment + 1
             final = self.directory / f"segment-{number:08d}.parquet"
             temporary = self.directory / f".{final.name}.tmp"
@@ -383,19 +383,13 @@ class VectorStore:
         self._flags[final.name] = (ids.copy(), np.full(len(ids), deleted))
 
 
-@contextlib.contextmanager
-def _appending(directory: Path) -> Iterator[None]:
+def append_lock(directory: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock (flock on the store's folder) while a segment is numbered and written.
 
     The store usually has one writer (an ingest), but a serving app adds customer views to it too
     (`catalog.search_service.SearchService.write_vectors`): without the lock, two processes could
     take the same segment number and one's rows would replace the other's."""
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)  # closing releases the lock
+    return exclusive_lock(directory, folder=True)
 
 
 class _OpenedFile:

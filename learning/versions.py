@@ -35,7 +35,6 @@ refresh, and a later learn or rollback catches up too.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -50,7 +49,8 @@ from catalog.catalog_index import publish_index
 from catalog.store_follow import catch_up, project_store, set_follow
 from catalog.workspace import Workspace
 from index.durable import fsync_path
-from index.vector_store import STORE_FILE, VectorStore
+from index.file_lock import LockHeld, exclusive_lock
+from index.vector_store import STORE_FILE, VectorStore, append_lock
 from vision.adapter import ADAPTER_FILE, adapter_of, build_adapted
 from vision.manifest import ModelManifest
 from vision.model_store import VERSION_MARK, ModelStore
@@ -80,26 +80,11 @@ def now_iso() -> str:
 def learning_lock(workspace: Workspace) -> Iterator[None]:
     """One learn or rollback at a time in a data folder; a second one is refused at once."""
     path = workspace.home / LOCK_FILE
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LearningError(f"another `vitrine learn` is running on {workspace.home} (it holds {path})") from None
-        yield
-    finally:
-        os.close(handle)
-
-
-@contextlib.contextmanager
-def store_append_lock(directory: Path) -> Iterator[None]:
-    """The lock `index.vector_store` takes around every append to the store in `directory`."""
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)
+        with exclusive_lock(path, wait=False):
+            yield
+    except LockHeld:
+        raise LearningError(f"another `vitrine learn` is running on {workspace.home} (it holds {path})") from None
 
 
 # --- the pointer ---------------------------------------------------------------------------------------------
@@ -188,7 +173,7 @@ def activate(
     if pointer["active"] != parent.name:
         raise LearningError(f"{base} is now {pointer['active']}, not {parent.name}: the pointer moved meanwhile")
     source = parent_store(workspace, parent)
-    with store_append_lock(source.directory):  # no segment lands in the parent between this catch-up and the swap
+    with append_lock(source.directory):  # no segment lands in the parent between this catch-up and the swap
         catch_up(workspace, version.model_id, version.embed_dim, own_writes=False)
         segment = VectorStore(workspace.vectors_dir(version.model_id), version.model_id, version.embed_dim).last_segment
         pointer["active"] = version.name
@@ -252,7 +237,7 @@ def rollback(store: ModelStore, workspace: Workspace, model: str, progress: Prog
         progress("publishing the index", 0, 1)
         published = publish_index(workspace, previous.model_id, previous.embed_dim)
         progress("publishing the index", 1, 1)
-        with store_append_lock(newer.directory):
+        with append_lock(newer.directory):
             carried += catch_up(workspace, previous.model_id, previous.embed_dim, own_writes=False)
             pointer["active"] = previous_name
             pointer["stack"] = stack[:-1]

@@ -149,17 +149,7 @@ def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_a_60_megapixel_photo_gets_the_same_honest_refusal_on_the_form_and_api_search(site) -> None:
-    photo = png_header_only(10_000, 6_000)  # 60 megapixels, a few hundred bytes
-    browser = site.client()
-    try:
-        form = browser.post(
-            "/requests",
-            {"email": "c@example.com", "words": "", "budget": ""},
-            files={"photo": ("big.png", photo, "image/png")},
-        )
-        search = browser.http.post("/api/search", files={"photo": ("big.png", photo, "image/png")})
-    finally:
-        browser.close()
+    form, search = _post_to_form_and_api_search(site, png_header_only(10_000, 6_000))  # 60 MP, a few hundred bytes
     assert form.status_code == search.status_code == 413
     detail = search.json()
     message = detail.get("detail") or detail.get("message")
@@ -180,7 +170,16 @@ def test_a_lower_pixel_limit_in_the_settings_reaches_the_form_and_api_search(tin
     embedder = open_embedder("test-tiny", "onnx", store)
     workspace = build_catalog(tmp_path / "catalog", embedder)
     site, server = start_site(workspace, index_refresh_s=0, max_upload_pixels=2_000_000)
-    photo = png_header_only(2_000, 1_500)  # 3 megapixels: under the default, over this site's limit
+    try:  # 3 megapixels: under the default, over this site's limit
+        form, search = _post_to_form_and_api_search(site, png_header_only(2_000, 1_500))
+    finally:
+        server.stop()
+    assert form.status_code == search.status_code == 413
+    assert "the limit is 2 megapixels" in search.json()["detail"]
+
+
+def _post_to_form_and_api_search(site, photo: bytes):  # type: ignore[no-untyped-def]
+    """The same photo sent to the customer's request form and to `/api/search`: (form, search) responses."""
     browser = site.client()
     try:
         form = browser.post(
@@ -191,6 +190,4 @@ def test_a_lower_pixel_limit_in_the_settings_reaches_the_form_and_api_search(tin
         search = browser.http.post("/api/search", files={"photo": ("big.png", photo, "image/png")})
     finally:
         browser.close()
-        server.stop()
-    assert form.status_code == search.status_code == 413
-    assert "the limit is 2 megapixels" in search.json()["detail"]
+    return form, search
