@@ -44,8 +44,8 @@ from catalog.db import make_engine, session_factory
 from catalog.db_check import HealthProbe
 from catalog.index_watch import watch_index
 from catalog.search_service import SearchService
+from mail.outbox import FileOutbox, Outbox
 from vision.decode import DecodeLimits
-from workflow.outbox import FileOutbox, Outbox
 from workflow.payment_saga import reconcile_every
 from workflow.payments import PaymentProvider, open_provider
 from workflow.settings import Settings

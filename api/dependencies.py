@@ -12,8 +12,8 @@ from sqlalchemy.orm import sessionmaker
 from api.auth import viewer_of
 from api.pages import request_link
 from catalog.search_service import SearchService
+from mail.outbox import Outbox
 from workflow.models import User
-from workflow.outbox import Outbox
 from workflow.payments import PaymentProvider
 from workflow.settings import Settings
 

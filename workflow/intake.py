@@ -11,10 +11,10 @@ import asyncio
 from sqlalchemy.orm import sessionmaker
 
 from catalog.search_service import QueryInput, SearchService
+from mail.outbox import Outbox
 from vision.errors import ImageRejected
 from workflow import requests_service
 from workflow.errors import Invalid
-from workflow.outbox import Outbox
 from workflow.settings import Settings
 from workflow.uploads import check_photo, store_photo
 

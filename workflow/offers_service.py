@@ -24,12 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
 from catalog.money import PriceError, check_amount, parse_price
+from mail.outbox import Outbox
 from workflow import audit, pairs, payment_saga
 from workflow.claims import actor, refuse_if_held_by_other, refuse_unless_owner, require_claim
 from workflow.errors import Conflict, IdempotencyKeyReused, Invalid, NotFound, PaymentFailed
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Message, Offer, Payment, User, now, utc
-from workflow.outbox import Outbox
 from workflow.payment_saga import NoAnswer, ask, log
 from workflow.payments import PaymentOutcome, PaymentProvider, clean_card_number
 from workflow.requests_service import load_by_id, load_by_token

@@ -34,11 +34,11 @@ from typing import TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mail.outbox import Outbox
 from workflow import audit, pairs
 from workflow.errors import Conflict, ServiceError
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Payment, now, utc
-from workflow.outbox import Outbox
 from workflow.payments import PaymentOutcome, PaymentProvider
 from workflow.states import OfferStatus, RequestStatus
 

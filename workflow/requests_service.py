@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from catalog.money import PriceError, parse_price
 from catalog.product_search import ProductHit
+from mail.outbox import Outbox
 from workflow import audit
 from workflow.errors import Conflict, Invalid, NotFound
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import AuditEntry, Candidate, CustomerRequest, Message, now, utc
-from workflow.outbox import Outbox
 from workflow.states import OfferStatus, RequestStatus
 from workflow.uploads import StoredPhoto
 
