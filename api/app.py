@@ -30,6 +30,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from api.controllers.customer import CustomerController
+from api.controllers.docs import DocsController
 from api.controllers.health import HealthController
 from api.controllers.images import ImagesController
 from api.controllers.operator import OperatorController
@@ -156,6 +157,7 @@ def create_app(
             RequestsApiController,
             HealthController,
             SearchController,
+            DocsController,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
         ],
         dependencies=DEPENDENCIES,
@@ -173,8 +175,9 @@ def create_app(
             title="Vitrine",
             version=_version(),
             path="/schema",
-            # The HTML viewers load their scripts from a CDN, blank on an offline machine: serve the
-            # document itself at /schema (JSON) and /schema/openapi.yaml.
+            # Litestar's HTML viewers load their scripts from a CDN, blank on an offline machine: the
+            # document is served at /schema (JSON) and /schema/openapi.yaml, and read at /docs
+            # (api.controllers.docs: Swagger UI from an installed package).
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
         ),
         request_max_body_size=settings.max_upload_bytes + 1_000_000,
