@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-postgres test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Vitrine needs Python 3.11"'
@@ -24,6 +24,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# The database-touching tests again on PostgreSQL: one throwaway server (Debian's binaries), a fresh
+# database per data folder (tests/postgres.py). CI runs it after `make test`.
+POSTGRES_TESTS ?= tests/workflow tests/catalog_ingest tests/migrations tests/api tests/test_upload_limits.py
+test-postgres: $(STAMP)
+	VITRINE_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(POSTGRES_TESTS)
 
 # Benchmarks, uvicorn load runs, model exports and the wheel build: CI runs these after `make test`.
 test-slow: $(STAMP)

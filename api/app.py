@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, Response
+from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -29,27 +30,49 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from api.allow_header import allow_every_method
+from api.bearer import COMPONENTS as BEARER_COMPONENTS
+from api.controllers.admin import AdminController
+from api.controllers.applications import ApplicationPagesController, ApplicationsApiController
 from api.controllers.customer import CustomerController
 from api.controllers.docs import DocsController
 from api.controllers.health import HealthController
 from api.controllers.images import ImagesController
+from api.controllers.mail import MailController
 from api.controllers.operator import OperatorController
+from api.controllers.orders import VendorOrdersController
+from api.controllers.rates import RatesController
 from api.controllers.requests_api import RequestsApiController
 from api.controllers.search import SearchController
 from api.controllers.sign_in import SignInController
+from api.controllers.staff_api import StaffApiController, StaffTokenController
 from api.controllers.vendor import VendorController
+from api.controllers.waitlist import WaitlistApiController, WaitlistPagesController
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
+from api.hosts import AllowedHostsMiddleware
+from api.limits import MULTIPART_PARTS, nested_too_deep
+from api.metrics import PROMETHEUS, MetricsController
 from api.pages import template_environment
+from api.rate_limits import rate_limit_middleware
+from api.request_id import RequestIdMiddleware
+from api.response_headers import response_headers
+from api.slow_clients import BodyTimeoutMiddleware
 from catalog.db import make_engine, session_factory
 from catalog.db_check import HealthProbe
 from catalog.index_watch import watch_index
+from catalog.leftovers import clean_leftovers
 from catalog.search_service import SearchService
-from mail.outbox import FileOutbox, Outbox
+from mail.delivery import transport_for
+from mail.durable import DatabaseOutbox
+from mail.outbox import Outbox
+from mail.sender import Sender, delivering
+from mail.settings import public_url
 from vision.decode import DecodeLimits
 from workflow.payment_saga import reconcile_every
 from workflow.payments import PaymentProvider, open_provider
 from workflow.settings import Settings
+from workflow.sweeper import sweep_every
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -63,6 +86,9 @@ SECURITY_HEADERS = {
     # The request page's address is the customer's key: never send it to another site.
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
+    # No page needs the browser's powerful features; the upload form's camera capture is the file
+    # picker's, not getUserMedia, so the camera is off too.
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=()",
 }
 
 
@@ -74,10 +100,16 @@ def _version() -> str:
         return "unknown"
 
 
-async def _security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `work` as a task while the app serves; cancel it and wait for it at shutdown."""
+    task = asyncio.get_running_loop().create_task(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app(
@@ -104,21 +136,31 @@ def create_app(
     @contextlib.asynccontextmanager
     async def reconcile_payments(app: Litestar) -> AsyncIterator[None]:
         """Settle what a crash or an outage left of the payments at start-up, then periodically."""
-        task = asyncio.get_running_loop().create_task(
-            reconcile_every(
-                app.state.sessions,
-                app.state.payments,
-                settings.payment_grace_s,
-                settings.payment_reconcile_s,
-                app.state.outbox,
-            )
+        work = reconcile_every(
+            app.state.sessions,
+            app.state.payments,
+            settings.payment_grace_s,
+            settings.payment_reconcile_s,
+            app.state.outbox,
         )
-        try:
+        async with _in_background(work):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+
+    @contextlib.asynccontextmanager
+    async def apply_time_limits(app: Litestar) -> AsyncIterator[None]:
+        """Expire claims, offers, unclaimed requests and card holds in the background (workflow.sweeper)."""
+        async with _in_background(sweep_every(app.state.sessions, app.state.payments, settings)):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def deliver_mail(app: Litestar) -> AsyncIterator[None]:
+        """Deliver the durable outbox while serving, woken by each new message (SMTP or .eml files)."""
+        if not isinstance(app.state.outbox, DatabaseOutbox):  # an outbox given by a test delivers itself
+            yield
+            return
+        transport = transport_for(settings.mail, settings.outbox_dir)
+        async with delivering(app.state.outbox, Sender(app.state.sessions, settings.mail, transport)):
+            yield
 
     @contextlib.asynccontextmanager
     async def keep_index_current(app: Litestar) -> AsyncIterator[None]:
@@ -143,7 +185,14 @@ def create_app(
             "search": search,
             "health": HealthProbe(engine),
             "payments": payments or open_provider(settings.payment_provider, settings.workspace.home),
-            "outbox": outbox or FileOutbox(settings.outbox_dir),
+            "outbox": outbox
+            or DatabaseOutbox(
+                sessions,
+                secret=settings.secret_key,
+                base_url=public_url(settings.public_url),
+                sender=settings.mail.sender,
+                staff_address=settings.mail.staff_address,
+            ),
         }
     )
     secret = settings.secret_key.encode()
@@ -151,37 +200,61 @@ def create_app(
         route_handlers=[
             CustomerController,
             ImagesController,
+            MailController,
             SignInController,
             OperatorController,
             VendorController,
             RequestsApiController,
+            StaffTokenController,
+            StaffApiController,
             HealthController,
             SearchController,
             DocsController,
+            MetricsController,
+            WaitlistPagesController,
+            WaitlistApiController,
+            ApplicationPagesController,
+            ApplicationsApiController,
+            AdminController,
+            RatesController,
+            VendorOrdersController,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
         ],
         dependencies=DEPENDENCIES,
         state=state,
-        lifespan=[keep_index_current, reconcile_payments],
+        lifespan=[keep_index_current, reconcile_payments, apply_time_limits, deliver_mail],
+        on_startup=[lambda: clean_leftovers(settings.workspace, sessions)],  # what killed runs left behind
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(template_environment())),
         csrf_config=CSRFConfig(
             secret=hashlib.sha256(b"csrf:" + secret).hexdigest(),
             cookie_secure=settings.secure_cookies,
             cookie_httponly=True,
-            exclude=["/api/", "/schema"],
+            exclude=["/api/", "/schema", "/metrics", "/mail/unsubscribe/"],  # mail clients post the one click
         ),
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, RecursionError: nested_too_deep},
+        middleware=[
+            RequestIdMiddleware(),  # first: every log line of the request carries its id
+            PROMETHEUS.middleware,  # per-route counts and latency (api.metrics)
+            AllowedHostsMiddleware(settings.trusted_hosts()),
+            BodyTimeoutMiddleware(settings.body_timeout_s),
+            *rate_limit_middleware(settings.rate_limits),
+        ],
         openapi_config=OpenAPIConfig(
             title="Vitrine",
             version=_version(),
             path="/schema",
+            components=BEARER_COMPONENTS,  # the staff and vendor API's bearer token (api.bearer)
             # Litestar's HTML viewers load their scripts from a CDN, blank on an offline machine: the
             # document is served at /schema (JSON) and /schema/openapi.yaml, and read at /docs
             # (api.controllers.docs: Swagger UI from an installed package).
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
         ),
-        request_max_body_size=settings.max_upload_bytes + 1_000_000,
-        after_request=_security_headers,
+        # Text forms and JSON get a few KB; the photo routes declare their own limit (api.limits).
+        request_max_body_size=settings.max_form_bytes,
+        multipart_form_part_limit=MULTIPART_PARTS,
+        # The security headers on every response, error pages included, and no-store unless a response
+        # may be cached (api.response_headers).
+        before_send=[response_headers(SECURITY_HEADERS), allow_every_method],  # api.allow_header: litestar#4169
         debug=False,
     )
 

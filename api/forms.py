@@ -26,31 +26,42 @@ UPLOAD = Body(media_type=RequestEncodingType.MULTI_PART)
 class SignInForm:
     name: str = ""
     password: str = ""
+    code: str = ""  # the TOTP code, for accounts with two-factor sign-in
     next: str | None = None
 
 
 @dataclass
 class RequestForm:
-    """The customer's upload form: a photo from the file picker or the camera, e-mail, words, budget."""
+    """The customer's upload form: one photo input (phones offer the camera and the gallery from it;
+    two inputs let a forgotten gallery photo silently win over a fresh camera shot), e-mail, words, budget."""
 
     email: str = ""
     words: str = ""
     budget: str = ""
+    budget_currency: str = ""
     photo: UploadFile | None = None
-    photo_camera: UploadFile | None = None
 
     def chosen_photo(self) -> UploadFile | None:
-        """The picker's file, else the camera's (browsers send both inputs, the unused one empty)."""
-        for upload in (self.photo, self.photo_camera):
-            if upload is not None and upload.filename:
-                return upload
         return self.photo
 
 
 @dataclass
 class AcceptForm:
+    """Accepting an offer: the card and the delivery address (`workflow.orders.check_delivery` checks it)."""
+
     card_number: str = ""
     idempotency_key: str = ""
+    kind: str = "ship"
+    name: str = ""
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    postcode: str = ""
+    country: str = ""
+    phone: str = ""
+
+    def delivery(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in ("kind", "name", "line1", "line2", "city", "postcode", "country", "phone")}
 
 
 @dataclass
@@ -69,6 +80,43 @@ class ConfirmForm:
     """A destructive action's form: `confirm` must be ticked (no script needed to ask)."""
 
     confirm: str = ""
+
+
+@dataclass
+class FindRequestsForm:
+    """The "find my requests" form: the address the requests were made with."""
+
+    email: str = ""
+
+
+@dataclass
+class PickForm:
+    """The customer's "this is the one" on an instant match."""
+
+    product_id: str = ""
+
+
+@dataclass
+class FulfilForm:
+    """Fulfilling a paid order: the shipment's carrier and tracking number, and the ticked confirmation."""
+
+    confirm: str = ""
+    carrier: str = ""
+    tracking: str = ""
+
+
+@dataclass
+class ConfirmedReasonForm:
+    """Cancelling as staff: the reason the customer is told, and the ticked confirmation."""
+
+    reason: str = ""
+    confirm: str = ""
+
+
+def require_confirmation(confirm: str, what: str) -> None:
+    """Refuse a destructive action whose confirmation box was not ticked (422, nothing changes)."""
+    if confirm != "yes":
+        raise Invalid(f"Tick the box to confirm that you want to {what}.", "Nothing was changed.")
 
 
 @dataclass
@@ -95,6 +143,10 @@ NewMessage = Annotated[MessageForm, FORM]
 Reason = Annotated[ReasonForm, FORM]
 Refine = Annotated[RefineForm, FORM]
 Confirm = Annotated[ConfirmForm, FORM]
+Fulfil = Annotated[FulfilForm, FORM]
+ConfirmedReason = Annotated[ConfirmedReasonForm, FORM]
+Pick = Annotated[PickForm, FORM]
+FindRequests = Annotated[FindRequestsForm, FORM]
 #: The offers form names its fields after the picked products (`price_<id>`, `note_<id>`).
 OffersForm = Annotated[dict[str, Any], FORM]
 

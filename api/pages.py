@@ -12,22 +12,28 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import MediaType, Request
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
+from markupsafe import Markup
 
 from api.auth import USER_KEY
+from api.hosts import public_base
 from workflow.lifecycle import label
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOTICE_COOKIE = "vitrine_notice"
 
 
-def _when(iso: str | None) -> str:
-    """An ISO time from the views as people read it: '27 Nov 2026, 06:53 UTC'."""
+def _when(iso: str | None) -> Markup | str:
+    """An ISO time from the views as people read it: '27 Nov 2026, 06:53 UTC', inside a <time> element
+    that /static/app.js rewrites in the reader's own time zone (without JavaScript, UTC stays)."""
     if not iso:
         return ""
     try:
-        return datetime.fromisoformat(iso).strftime("%d %b %Y, %H:%M UTC")
+        moment = datetime.fromisoformat(iso)
     except ValueError:
         return iso
+    return Markup('<time datetime="{}" data-local>{}</time>').format(
+        moment.isoformat(), moment.strftime("%d %b %Y, %H:%M UTC")
+    )
 
 
 def _minutes(seconds: float) -> str:
@@ -53,6 +59,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     notice = request.cookies.get(NOTICE_COOKIE)
     context.setdefault("flash", {"text": unquote(notice), "kind": "ok"} if notice else None)
     context["test_mode"] = request.app.state.payments.is_test
+    context.setdefault("access_mode", getattr(request.app.state.settings, "access", "open"))  # closed beta
     cookies = [_notice_cookie(request, "", 0)] if notice else []
     return Template(
         template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML, cookies=cookies
@@ -75,4 +82,4 @@ def _notice_cookie(request: Request, value: str, max_age: int) -> Cookie:
 
 def request_link(request: Request) -> str:
     """The customer page address with `{token}` left to fill (for e-mails)."""
-    return str(request.base_url).rstrip("/") + "/r/{token}"
+    return public_base(request) + "/r/{token}"

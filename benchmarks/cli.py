@@ -203,6 +203,50 @@ def bench_serve_command(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
+def bench_soak_command(
+    minutes: Annotated[float, typer.Option(help="How long the traffic runs (no request starts after).")] = 10.0,
+    clients: Annotated[int, typer.Option(help="Concurrent clients (a quarter of them operators).")] = 8,
+    url: Annotated[
+        str | None, typer.Option(help="A running app to load; without it one is started over generated products.")
+    ] = None,
+    operator: Annotated[
+        list[str] | None, typer.Option(help="NAME:PASSWORD of an operator of the running app (repeatable; --url).")
+    ] = None,
+    server_pid: Annotated[
+        int | None, typer.Option(help="The running app's process, to sample its memory (--url).")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model of the app it starts.")] = "vitrine-lite2",
+    products: Annotated[int, typer.Option(help="Generated products of the app it starts.")] = 2_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Mixed traffic (searches, requests, operators' offers, accepts) for N minutes: errors by route and
+    status, p50/p99 per route, the server's memory at the start, after the warm-up and at the end."""
+    from benchmarks.soak import SoakSettings, run_soak
+
+    accounts = []
+    for given in operator or []:
+        name, _, password = given.partition(":")
+        if not name or not password:
+            _fail(f"--operator takes NAME:PASSWORD, not {given!r}")
+        accounts.append((name, password))
+    if minutes <= 0 or clients < 1:
+        _fail("--minutes must be above 0 and --clients at least 1")
+    settings = SoakSettings(
+        minutes=minutes,
+        clients=clients,
+        url=url.rstrip("/") if url else None,
+        operators=accounts,
+        server_pid=server_pid,
+        model=model,
+        products=products,
+    )
+    try:
+        result = run_soak(settings, ModelStore(), log=lambda m: err.print(m, style="dim"))
+    except ModelUnavailable as exc:
+        _fail(str(exc))
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
 bench_app.command("embed")(bench_embed)
 bench_app.command("decode")(bench_decode)
 bench_app.command("draft")(bench_draft)
@@ -210,3 +254,4 @@ bench_app.command("index")(bench_index)
 bench_app.command("ingest")(bench_ingest)
 bench_app.command("publish")(bench_publish)
 bench_app.command("serve")(bench_serve_command)
+bench_app.command("soak")(bench_soak_command)

@@ -156,7 +156,11 @@ def run_server(app: str, env: dict[str, str], log_path: Path, timeout_s: float) 
     ]
     usage: dict = {}
     with log_path.open("wb") as log:
-        child = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Load from one address is the point here: no per-client rate limits unless the caller sets them.
+        child = subprocess.Popen(
+            command, env={"VITRINE_RATE_LIMITS": "off", **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        usage["pid"] = child.pid  # for a caller that samples the server's memory while it runs (bench soak)
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_until_up(url, child, log_path, timeout_s)

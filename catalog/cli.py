@@ -160,3 +160,44 @@ def db_upgrade() -> None:
         engine.dispose()
     origin = before or ("the 0.1.0 schema" if found.has_tables else "an empty database")
     err.print(f"upgraded the database from {origin} to {after}")
+
+
+def backup_command(
+    destination: Annotated[Path, typer.Argument(help="A new or empty folder, outside the data folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Back up the data folder (database, vector stores, indexes, images, secret, outbox, models) while the
+    app and ingests run; every file's sha256 goes into DEST/backup.json."""
+    from catalog.backup import BackupError, backup
+
+    try:
+        summary = backup(Workspace.from_env(), destination, progress=err.print)
+    except BackupError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(summary))
+
+
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="A folder written by `vitrine backup`.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the manifest summary and doctor's report as JSON.")
+    ] = False,
+) -> None:
+    """Check a backup's files against its manifest, restore it into an empty data folder ($VITRINE_HOME),
+    then run `vitrine doctor` on the result (exit 1 if it is not healthy)."""
+    from catalog.backup import BackupError, restore
+    from catalog.doctor import check_workspace
+
+    workspace = Workspace.from_env()
+    try:
+        manifest = restore(source, workspace, progress=err.print)
+    except BackupError as exc:
+        _fail(str(exc))
+    report = check_workspace(workspace)
+    if as_json:
+        summary = {k: v for k, v in manifest.items() if k != "files"}
+        print(json.dumps({"restored": summary, "doctor": report}))
+    err.print("doctor: " + ("healthy" if report["healthy"] else "[bold red]problems found[/] (run `vitrine doctor`)"))
+    if not report["healthy"]:
+        raise typer.Exit(1)

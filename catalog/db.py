@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
+from catalog.private_files import private_file
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -120,6 +122,21 @@ def _switch_to_wal(cursor, attempts: int = 50) -> None:  # type: ignore[no-untyp
             time.sleep(0.05 + 0.01 * attempt)
 
 
+def _private_database(database: str | None) -> None:
+    """The SQLite file 0600 before SQLite first opens it (it then gives its -wal and -shm files the
+    same mode); an older one of ours, made with the default umask, is narrowed."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite itself says what is wrong with the folder
+    private_file(path)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            private_file(companion)
+
+
 def make_engine(url: str) -> Engine:
     """An engine on a database at the newest schema; SQLite gets WAL mode, foreign keys and a busy timeout.
 
@@ -128,6 +145,7 @@ def make_engine(url: str) -> Engine:
     """
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
+        _private_database(engine.url.database)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from catalog.catalog_index import CatalogIndex
 from catalog.db import Product, Vendor
 from catalog.ids import MAX_VECTORS_PER_PRODUCT, product_of_image
+from catalog.metrics import timed
 from index.filters import SearchFilter
 
 
@@ -55,7 +56,8 @@ def search_products(
     `image_id` says which one matched (`ids.is_customer_view`)."""
     fetch = k
     while True:
-        result = index.index.search(query, fetch, search_filter)
+        with timed("index"):
+            result = index.index.search(query, fetch, search_filter)
         best: dict[int, tuple[float, int]] = {}
         for image, score in result.hits(0):
             product = product_of_image(image)
@@ -66,7 +68,7 @@ def search_products(
             break
         fetch *= 2
     ranked = sorted(best.items(), key=lambda item: -item[1][0])[:k]
-    with sessions() as session:
+    with timed("database"), sessions() as session:
         rows = {
             p.id: (p, vendor)
             for p, vendor in session.execute(

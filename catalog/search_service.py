@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy.orm import sessionmaker
 
 from catalog.catalog_index import CatalogIndex
+from catalog.metrics import MeasuredMicroBatchEmbedder
 from catalog.product_search import ProductHit, search_products
 from catalog.store_follow import catch_up, follow_behind
 from catalog.workspace import Workspace
@@ -107,7 +108,7 @@ class SearchService:
         self._batching = {"window_ms": window_ms, "max_batch": max_batch, "limits": limits}
         embedder = open_embedder(model, backend)  # models live under VITRINE_HOME, as for every command
         self.manifest = embedder.manifest
-        self.embedder = MicroBatchEmbedder(embedder, **self._batching)
+        self.embedder = MeasuredMicroBatchEmbedder(embedder, **self._batching)  # timed: catalog.metrics
         self._index_lock = ReadWriteLock()  # searches read; `refresh_index` swaps the index under the write side
         self._writing = threading.Lock()  # one writer of the index at a time: a refresh or a vector write
         self.generation = 0  # bumped when the model changes: a search embedded before is redone
@@ -198,7 +199,7 @@ class SearchService:
         manifest = embedder.manifest
         catch_up(self.workspace, manifest.model_id, manifest.embed_dim, own_writes=True)
         fresh = CatalogIndex(self.workspace, manifest.model_id, manifest.embed_dim)
-        batching = MicroBatchEmbedder(embedder, **self._batching)
+        batching = MeasuredMicroBatchEmbedder(embedder, **self._batching)
         with self._index_lock.write():
             old_index, old_embedder = self.index, self.embedder
             self.index, self.embedder, self.manifest = fresh, batching, manifest

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.db import database_url
+from catalog.private_files import FILE_MODE, private_folder
 
 
 def safe_name(name: str) -> str:
@@ -31,7 +33,7 @@ class Workspace:
         return cls(Path(os.environ.get("VITRINE_HOME", "var")).resolve())
 
     def __post_init__(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_folder(self.home)  # 0700: photos, e-mail addresses and the secret live here
 
     @property
     def database_url(self) -> str:
@@ -60,6 +62,10 @@ class Workspace:
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(jpeg)
+        # A name of its own per write: twenty uploads of one photo at once each write their own copy
+        # (a name per process let one rename another's file away: FileNotFoundError).
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        # 0600 from the start: customer photos are stored here too.
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as out:
+            out.write(jpeg)
         os.replace(temporary, path)

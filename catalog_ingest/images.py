@@ -2,8 +2,11 @@
 
 Local paths must stay inside the catalog's folder (no absolute paths, no `..`, no symlink that
 leads out). URLs go through `UrlFetcher`, which refuses every scheme but http(s) and every
-address that is not public (loopback, private, link-local, cloud metadata...), checked after DNS
-resolution, again on the socket actually connected, and again after each redirect.
+address that is not public (loopback, private, link-local, cloud metadata...). The host is resolved
+once, every address it has is checked, and the connection goes to the address that was checked (the
+URL's host kept in the Host header and, for https, in TLS's SNI and certificate check): a DNS answer
+that changes between the check and the connection (DNS rebinding) cannot send the GET anywhere else.
+Each redirect's target is checked the same way before it is fetched.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -59,15 +63,17 @@ class UrlFetcher:
     def fetch(self, url: str) -> bytes:
         with self._slots:
             for _ in range(self.policy.max_redirects + 1):
-                self._check_url(url)
-                response_url, body = self._get_with_retries(url)
+                target = self._pinned(url, self._check_url(url))
+                response_url, body = self._get_with_retries(url, target)
                 if body is None:  # a redirect: check the next hop like the first
                     url = response_url
                     continue
                 return _sniffed(url, body)
             raise ImageUnavailable(f"more than {self.policy.max_redirects} redirects ({url})")
 
-    def _check_url(self, url: str) -> None:
+    def _check_url(self, url: str) -> str | None:
+        """The address to connect to for `url`, every address of its host checked first; None for a
+        host allowed by name (connected as usual, whatever it resolves to)."""
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https"):
             raise ImageUnavailable(f"only http and https URLs are fetched ({url})")
@@ -75,15 +81,32 @@ class UrlFetcher:
         if not host:
             raise ImageUnavailable(f"no host name ({url})")
         if host in self.policy.allow_hosts:
-            return
+            return None
         try:
             infos = socket.getaddrinfo(
                 host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
             )
         except socket.gaierror:
             raise ImageUnavailable(f"the host {host!r} does not resolve ({url})") from None
-        for info in infos:
-            self._check_address(url, str(info[4][0]))
+        addresses = [str(info[4][0]) for info in infos]
+        if not addresses:
+            raise ImageUnavailable(f"the host {host!r} has no address ({url})")
+        for address in addresses:
+            self._check_address(url, address)
+        return addresses[0]
+
+    @staticmethod
+    def _pinned(url: str, address: str | None) -> _Target:
+        """The request for `url` sent to `address`: the URL's host moves to the Host header and to the
+        TLS server name (SNI and the certificate's check), so only the connection's address changes."""
+        if address is None:
+            return _Target(url, {}, {})
+        parts = urlsplit(url)
+        ip = address.split("%")[0]
+        literal = f"[{ip}]" if ":" in ip else ip
+        netloc = f"{literal}:{parts.port}" if parts.port else literal
+        host = parts.netloc.rsplit("@", 1)[-1]  # host[:port] as the URL gave it, without any user info
+        return _Target(parts._replace(netloc=netloc).geturl(), {"Host": host}, {"sni_hostname": parts.hostname or ""})
 
     def _check_address(self, url: str, address: str) -> None:
         if address in self.policy.allow_hosts:
@@ -92,11 +115,11 @@ class UrlFetcher:
         if not ip.is_global or ip.is_multicast:
             raise ImageUnavailable(f"refused: a non-public address, {ip} ({url})")
 
-    def _get_with_retries(self, url: str) -> tuple[str, bytes | None]:
+    def _get_with_retries(self, url: str, target: _Target) -> tuple[str, bytes | None]:
         delay = self.policy.backoff_s
         for attempt in range(self.policy.retries + 1):
             try:
-                return self._get(url)
+                return self._get(url, target)
             except _Retryable as exc:
                 if attempt == self.policy.retries:
                     raise ImageUnavailable(f"{exc}, {attempt + 1} attempts ({url})") from None
@@ -104,10 +127,12 @@ class UrlFetcher:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _get(self, url: str) -> tuple[str, bytes | None]:
+    def _get(self, url: str, target: _Target) -> tuple[str, bytes | None]:
+        """GET `target` (the URL pinned to its checked address); `url` is what redirects are relative to."""
         try:
-            with self._client.stream("GET", url) as response:
-                self._check_peer(url, response)
+            with self._client.stream(
+                "GET", target.url, headers=target.headers, extensions=target.extensions
+            ) as response:
                 if response.is_redirect:
                     location = response.headers.get("location")
                     if not location:
@@ -137,15 +162,15 @@ class UrlFetcher:
         except httpx.TransportError as exc:
             raise _Retryable(f"connection failed ({type(exc).__name__})") from None
 
-    def _check_peer(self, url: str, response: httpx.Response) -> None:
-        """The address actually connected to must pass too: DNS may answer differently the second time.
-        (A host allowed by name is allowed whatever it resolves to.)"""
-        if urlsplit(url).hostname in self.policy.allow_hosts:
-            return
-        stream = response.extensions.get("network_stream")
-        peer = stream.get_extra_info("server_addr") if stream is not None else None
-        if peer:
-            self._check_address(url, str(peer[0]))
+
+@dataclass(frozen=True)
+class _Target:
+    """What is actually requested: the URL with its host replaced by the checked address, the Host
+    header and the TLS server name (`sni_hostname`, an httpcore request extension) it needs."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
 
 
 class _Retryable(Exception):

@@ -16,6 +16,7 @@ the saved index brought up to date from it (`publish_index`: extended, or rebuil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections import Counter, deque
@@ -33,6 +34,8 @@ from sqlalchemy.orm import selectinload
 from catalog.catalog_index import publish_index
 from catalog.db import IngestJob, Product, ProductImage, Vendor, make_engine, session_factory
 from catalog.ids import VIEW_FLAG, image_id, product_id, product_of_image
+from catalog.leftovers import clean_leftovers, run_lock
+from catalog.metrics import count_ingest
 from catalog.workspace import Workspace
 from catalog_ingest.errors import CatalogError, ImageUnavailable
 from catalog_ingest.images import FetchPolicy, ImageResolver, UrlFetcher
@@ -48,6 +51,7 @@ from vision.embedder import Embedder
 from vision.pipeline import THUMBNAIL_SIZE, embed_sources
 
 BATCH_ROWS = 128
+MAX_VENDOR_NAME = 200  # catalog.db.Vendor.name
 NEAR_DUPLICATE_CANDIDATES = 8
 
 
@@ -139,15 +143,20 @@ def ingest_catalog(
 ) -> IngestSummary:
     """Ingest `catalog` for `vendor`. Raises `CatalogError` for whole-file problems, before any write."""
     options = options or IngestOptions()
+    if not vendor.strip() or len(vendor) > MAX_VENDOR_NAME:  # PostgreSQL enforces the column's length
+        raise CatalogError(f"A vendor name is 1-{MAX_VENDOR_NAME} characters (this one has {len(vendor)}).")
     began = time.perf_counter()
     opened = open_catalog(catalog)
     near: VendorVectors | None = None
+    run = contextlib.ExitStack()  # this run's lock: a job whose lock is free belongs to a dead run
     try:
         options.mapping.check_headers(opened.headers)
         engine = make_engine(workspace.database_url)
         sessions = session_factory(engine)
         model_id, dim = embedder.manifest.model_id, embedder.manifest.embed_dim
         store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
+        clean_leftovers(workspace, sessions)  # jobs and scratch files of runs killed before this one
+        lock_name = run.enter_context(run_lock(workspace))
         _reconcile(sessions, store)
         fetcher = UrlFetcher(options.fetch)
         resolver = ImageResolver(opened.root, opened.zip_file, options.mapping.image_folder, fetcher)
@@ -159,7 +168,9 @@ def ingest_catalog(
                 session.add(vendor_row)
             session.commit()
             vendor_id = vendor_row.id
-            job = IngestJob(vendor_id=vendor_id, catalog=str(catalog), model_id=model_id)
+            job = IngestJob(
+                vendor_id=vendor_id, catalog=str(catalog), model_id=model_id, summary={"run_lock": lock_name}
+            )
             session.add(job)
             session.commit()
             job_id = summary.job_id = job.id
@@ -238,11 +249,17 @@ def ingest_catalog(
             job.summary = {k: v for k, v in summary.to_json().items() if k != "rejects"}
             session.commit()
         engine.dispose()
+        done = job.summary
+        count_ingest(
+            {outcome: done[outcome] for outcome in ("accepted", "updated", "unchanged", "rejected")},
+            {"embedded": summary.images_embedded, "reused": summary.images_reused},
+        )
         return summary
     finally:
         if near is not None:
             near.close()  # the scratch cells on disk
         opened.close()
+        run.close()
 
 
 def _handed_over(photos: deque[bytes | None]) -> Iterator[bytes | None]:

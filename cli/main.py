@@ -8,17 +8,19 @@ import typer
 
 from api.cli import serve_command
 from benchmarks.cli import bench_app
-from catalog.cli import db_app, doctor_command, search_command
+from catalog.cli import backup_command, db_app, doctor_command, restore_command, search_command
 from catalog_ingest.cli import ingest_command, reembed_command_with
 from demo.cli import demo_app, models_train_demo
 from evaluation.cli import eval_command
 from index.cli import index_app
 from learning.cli import learn_command
+from mail.cli import mail_app
 from migrations.runner import SchemaError
 from training.cli import models_train_lite2
 from vision.cli import embed_command, models_app
 from workflow.cli import payments_app, users_app
 from workflow.pairs_cli import pairs_app
+from workflow.rates_cli import rates_app
 from workflow.view_reembed import CustomerViews
 
 app = typer.Typer(
@@ -37,6 +39,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(users_app, name="users")
 app.add_typer(pairs_app, name="pairs")
 app.add_typer(payments_app, name="payments")
+app.add_typer(rates_app, name="rates")
+app.add_typer(mail_app, name="mail")
 app.add_typer(db_app, name="db")
 app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)
@@ -44,6 +48,8 @@ app.command("ingest")(ingest_command)
 app.command("reembed")(reembed_command_with(CustomerViews))
 app.command("search")(search_command)
 app.command("doctor")(doctor_command)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 app.command("eval")(eval_command)
 app.command("learn")(learn_command)
 app.command("serve")(serve_command)

@@ -7,6 +7,7 @@ operator; every step leaves a marker in the data folder, so a second run skips s
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,12 @@ DEMO_OPERATOR = "demo-operator"
 class DemoState:
     catalog: Path
     operator: str
-    password: str
+    password: str  # never printed: the console is the server's log (see password_file)
+
+
+def password_file(home: Path) -> Path:
+    """Where the demo operator's password is kept (0600): named on the console instead of the password."""
+    return home / "demo" / "operator-password"
 
 
 def _generate_catalog(root: Path, seed: int, products: int) -> None:
@@ -65,11 +71,11 @@ def _demo_operator(home: Path) -> tuple[str, str]:
     from workflow.models import User
     from workflow.users import add_user
 
-    secret = home / "demo" / "operator-password"
+    secret = password_file(home)
     secret.parent.mkdir(parents=True, exist_ok=True)
-    if not secret.is_file():
-        secret.write_text(secrets.token_urlsafe(12))
-        secret.chmod(0o600)
+    if not secret.is_file():  # readable by its owner only, from the moment it exists
+        with os.fdopen(os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(12))
     password = secret.read_text().strip()
     engine = make_engine(Workspace.from_env().database_url)
     try:
@@ -81,6 +87,33 @@ def _demo_operator(home: Path) -> tuple[str, str]:
     finally:
         engine.dispose()
     return DEMO_OPERATOR, password
+
+
+#: The demo's exchange rates (units per 1 EUR), dated: a budget in INR, USD or GBP is compared with
+#: the catalog's EUR prices through them, and the pages show the converted amount with this date.
+DEMO_RATES = (
+    "currency,rate,as_of,source\n"
+    "INR,90.50,2026-12-01,demo table\n"
+    "USD,1.05,2026-12-01,demo table\n"
+    "GBP,0.84,2026-12-01,demo table\n"
+)
+
+
+def _demo_rates() -> None:
+    """Seed the rates table once (an admin's later edits are kept)."""
+    from catalog.db import make_engine, session_factory
+    from catalog.workspace import Workspace
+    from workflow import rates
+
+    engine = make_engine(Workspace.from_env().database_url)
+    try:
+        sessions = session_factory(engine)
+        with sessions() as session:
+            seeded = bool(rates.all_rates(session))
+        if not seeded:
+            rates.set_rates(sessions, rates.read_csv(DEMO_RATES), "demo")
+    finally:
+        engine.dispose()
 
 
 def prepare_demo(model: str, backend: str, seed: int, products: int) -> DemoState:
@@ -98,6 +131,7 @@ def prepare_demo(model: str, backend: str, seed: int, products: int) -> DemoStat
     _generate_catalog(root, seed, products)
     _ingest_catalog(root, model, backend)
     operator, password = _demo_operator(home)
+    _demo_rates()
     return DemoState(root, operator, password)
 
 
@@ -116,10 +150,11 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="Seed of the generated catalog.")] = 7,
     products: Annotated[int, typer.Option(help="Products in the generated catalog.")] = 2000,
     prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Build everything, do not serve.")] = False,
+    waitlist: Annotated[
+        bool, typer.Option("--waitlist", help="Closed beta: a photo request needs an invitation (VITRINE_ACCESS).")
+    ] = False,
 ) -> None:
     """Generate and ingest the demo catalog, create a demo operator, and serve the app on localhost."""
-    import os
-
     from api.cli import serve_command
     from migrations.runner import SchemaError
     from vision.errors import ModelUnavailable
@@ -133,9 +168,15 @@ def demo_command(
         raise typer.Exit(2) from None
     base = f"http://{host}:{port}"
     err.print(f"[bold]customer[/]   {base}/")
-    err.print(f"[bold]operator[/]   {base}/login   (user {state.operator}, password {state.password})")
+    where = password_file(state.catalog.parent.parent)
+    err.print(f"[bold]operator[/]   {base}/login   (user {state.operator}, password in {where})")
     err.print(f"[bold]API docs[/]   {base}/schema   (OpenAPI JSON: {base}/schema/openapi.json)")
+    if waitlist:
+        err.print(f"[bold]waitlist[/]   {base}/waitlist   (closed beta; invitations at {base}/admin/waitlist)")
+        err.print("[bold]admin[/]      create one with: vitrine users add NAME --role admin")
     if prepare_only:
         return
     os.environ["VITRINE_MODEL"] = model
+    if waitlist:
+        os.environ["VITRINE_ACCESS"] = "waitlist"
     serve_command(host=host, port=port, model=model)

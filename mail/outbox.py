@@ -1,10 +1,11 @@
-"""Outgoing e-mail, pluggable. The default writes each message to a file under the data folder
-and logs it, so an installation without a mail server still keeps every notice it would send."""
+"""Outgoing e-mail, pluggable. The app's outbox is `mail.durable.DatabaseOutbox` (a table the
+sender delivers from); `FileOutbox` writes each message to a file under the data folder and logs it,
+which is also how the sender delivers when no SMTP server is configured, so an installation without
+one still keeps every notice it would send."""
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -12,6 +13,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy.orm import Session
+
+from catalog.private_files import private_folder, write_private
 from mail.rendering import Letter, render
 
 log = logging.getLogger("vitrine.outbox")
@@ -21,9 +25,29 @@ class Outbox(Protocol):
     def send(self, to: str, subject: str, body: str) -> None:
         """A plain-text message (the older notices; each moves to a template in time)."""
 
-    def send_template(self, to: str, template: str, context: Mapping[str, Any], *, transactional: bool = True) -> None:
+    def send_template(
+        self,
+        to: str,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        transactional: bool = True,
+        session: Session | None = None,
+    ) -> None:
         """The message `mail/templates/<template>.txt|.html` filled with `context`. Non-transactional
-        mail (announcements, invitations to come back) carries a one-click unsubscribe."""
+        mail (announcements, invitations to come back) carries a one-click unsubscribe. Given the
+        caller's `session`, the message is part of its transaction: it exists exactly when the step
+        that caused it commits (the durable outbox; other outboxes send at once)."""
+
+
+def notify_staff(
+    outbox: Outbox | None, template: str, context: Mapping[str, Any], session: Session | None = None
+) -> None:
+    """A notice for the staff's team mailbox, when the outbox has one (`DatabaseOutbox` with
+    VITRINE_STAFF_EMAIL set); other outboxes have no staff address, so nothing is sent."""
+    notify = getattr(outbox, "notify_staff", None)
+    if notify is not None:
+        notify(template, context, session=session)
 
 
 def compose(sender: str, to: str, letter: Letter) -> EmailMessage:
@@ -48,14 +72,24 @@ class FileOutbox:
         message.set_content(body)
         self._write(to, message)
 
-    def send_template(self, to: str, template: str, context: Mapping[str, Any], *, transactional: bool = True) -> None:
+    def send_template(
+        self,
+        to: str,
+        template: str,
+        context: Mapping[str, Any],
+        *,
+        transactional: bool = True,
+        session: Session | None = None,
+    ) -> None:
         self._write(to, compose(self.sender, to, render(template, context)))
 
+    def write(self, message: EmailMessage) -> None:
+        """A finished message as a file (how the durable outbox delivers without an SMTP server)."""
+        self._write(str(message["To"]), message)
+
     def _write(self, to: str, message: EmailMessage) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)  # mail holds customers' links and addresses: 0700, files 0600
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = self.folder / f"{stamp}-{secrets.token_hex(4)}.eml"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(bytes(message))
-        os.replace(temporary, path)
+        write_private(path, bytes(message))
         log.info("mail to %s: %s (%s)", to, message["Subject"], path)

@@ -6,12 +6,14 @@ what customers typed can never become markup in someone's inbox.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -38,3 +40,28 @@ def render(template: str, context: Mapping[str, Any]) -> Letter:
         raise ValueError(f"mail template {template}.txt must start with a 'Subject: ' line")
     html = _environment.get_template(f"{template}.html").render(**context)
     return Letter(subject=first.removeprefix("Subject: ").strip(), text=rest.lstrip("\n"), html=html)
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _linked(line: str) -> Markup:
+    """One line of plain text as HTML: escaped, its web addresses made links."""
+    out, start = [], 0
+    for found in _URL.finditer(line):
+        out += [escape(line[start : found.start()]), Markup('<a href="{0}">{0}</a>').format(found.group())]
+        start = found.end()
+    out.append(escape(line[start:]))
+    return Markup("").join(out)
+
+
+def plain_letter(subject: str, body: str) -> Letter:
+    """A message written as plain text (the older notices): its HTML part is the text, escaped, in
+    paragraphs, with its links clickable, so it still reaches clients that prefer HTML."""
+    paragraphs = [
+        Markup("<br>\n").join(_linked(line) for line in block.splitlines())
+        for block in re.split(r"\n\s*\n", body.strip())
+        if block.strip()
+    ]
+    html = _environment.get_template("_plain.html").render(subject=subject, paragraphs=paragraphs)
+    return Letter(subject=subject, text=body, html=html)

@@ -47,8 +47,11 @@ def screenshot_dir() -> Path:
     return folder
 
 
-def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
-    """A full-page PNG of what the browser shows now: <folder>/<test name>/<step>.png."""
+def shot(page, name: str, accessible: bool = True) -> Path:  # type: ignore[no-untyped-def]
+    """A full-page PNG of what the browser shows now: <folder>/<test name>/<step>.png. Every page
+    a browser test photographs is also checked with axe-core (see `assert_accessible`)."""
+    if accessible:
+        assert_accessible(page, name)
     current = os.environ.get("PYTEST_CURRENT_TEST", "outside-pytest").split("::")[-1].split(" ")[0]
     folder = screenshot_dir() / re.sub(r"[^A-Za-z0-9_-]+", "-", current)
     folder.mkdir(exist_ok=True)
@@ -90,3 +93,32 @@ def build_browser_catalog(folder: Path, embedder, watches: int = 24) -> tuple[Wo
     summary = ingest_catalog(shop / "catalog.csv", "flipkart", embedder, workspace, options)
     assert summary.accepted == len(rows), summary.to_json()
     return workspace, rows
+
+
+#: axe-core impacts that fail a test; "moderate" and "minor" findings are printed, not fatal.
+FATAL_IMPACTS = {"serious", "critical"}
+
+
+def accessibility_violations(page, skip_rules: tuple[str, ...] = ()) -> list[dict]:  # type: ignore[no-untyped-def]
+    """axe-core's violations on the page as it is now (axe is injected by the test driver, outside
+    the page's Content-Security-Policy, and sends nothing anywhere)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    options: dict = {"resultTypes": ["violations"]}
+    if skip_rules:
+        options["rules"] = {rule: {"enabled": False} for rule in skip_rules}
+    return Axe().run(page, options=options).response["violations"]
+
+
+def assert_accessible(page, name: str, skip_rules: tuple[str, ...] = ()) -> None:  # type: ignore[no-untyped-def]
+    """Fail on any serious or critical axe-core violation, naming the rule and the elements.
+    `skip_rules` is for markup that is not ours (say why where it is used)."""
+    violations = accessibility_violations(page, skip_rules)
+    fatal = [v for v in violations if v.get("impact") in FATAL_IMPACTS]
+    for violation in violations:
+        if violation not in fatal:
+            print(f"axe ({name}): {violation['impact']} {violation['id']}: {violation['help']}")
+    lines = [
+        f"{v['impact']} {v['id']}: {v['help']} -> " + "; ".join(n["target"][0] for n in v["nodes"][:5]) for v in fatal
+    ]
+    assert not fatal, f"axe-core on {name!r} ({page.url}):\n" + "\n".join(lines)

@@ -18,6 +18,7 @@ from vision.embedder import Embedder
 from workflow import claims, offers_service
 from workflow.intake import submit_request
 from workflow.models import CustomerRequest, User
+from workflow.request_tokens import token_hash, token_of
 from workflow.settings import Settings
 from workflow.uploads import read_photo
 from workflow.users import add_user
@@ -27,6 +28,11 @@ PASSWORD = "correct horse battery"
 
 class NoMail:
     def send(self, to: str, subject: str, body: str) -> None:
+        pass
+
+    def send_template(
+        self, to: str, template: str, context: object, *, transactional: bool = True, session: object = None
+    ) -> None:
         pass
 
 
@@ -44,7 +50,15 @@ class Concierge:
             submit_request(self.settings, self.sessions, self.search, NoMail(), "/r/{token}", photo, "c@d.ee", "", "")
         )
         with self.sessions() as session:
-            return session.scalar(select(CustomerRequest.id).where(CustomerRequest.token == token))
+            return session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
+
+    def token_of(self, request_id: int) -> str:
+        """The request's customer token, derived again as the server does for its e-mails."""
+        with self.sessions() as session:
+            request = session.get(CustomerRequest, request_id)
+            token = token_of(request.token_sha256, request.token_salt, self.settings.secret_key)
+        assert token is not None
+        return token
 
     def claim(self, request_id: int) -> None:
         claims.claim(self.sessions, request_id, self.alice, 600)

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
 from shared_data import FLIPKART, require
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only: tests the SQLite file itself (WAL, damaged pages, a copied data folder); "
+        "skipped when VITRINE_TEST_DATABASE=postgresql",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from postgres import postgres_selected
+
+    if postgres_selected():
+        skip = pytest.mark.skip(reason="tests the SQLite file itself; this pass runs on PostgreSQL")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,6 +34,25 @@ def vitrine_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("vitrine-home")
     os.environ["VITRINE_HOME"] = str(home)
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_per_home(vitrine_home: Path):
+    """With VITRINE_TEST_DATABASE=postgresql, every data folder's database is a PostgreSQL one (one
+    server for the session, a fresh database per folder); otherwise nothing changes (SQLite files)."""
+    from postgres import REQUIRE_VARIABLE, SERVER_VARIABLE, DatabasePerHome, postgres_selected, postgres_server
+
+    if not postgres_selected():
+        yield None
+        return
+    os.environ.setdefault(REQUIRE_VARIABLE, "1")  # asked for PostgreSQL: missing binaries fail, never skip
+    given = os.environ.get(SERVER_VARIABLE)
+    server = contextlib.nullcontext(given) if given else postgres_server()
+    with server as url, pytest.MonkeyPatch.context() as patch:
+        databases = DatabasePerHome(url)
+        patch.setattr("catalog.workspace.database_url", databases)
+        yield databases
+        databases.close()
 
 
 @pytest.fixture(scope="session")

@@ -178,16 +178,38 @@ def test_a_lower_pixel_limit_in_the_settings_reaches_the_form_and_api_search(tin
     assert "the limit is 2 megapixels" in search.json()["detail"]
 
 
-def _post_to_form_and_api_search(site, photo: bytes):  # type: ignore[no-untyped-def]
-    """The same photo sent to the customer's request form and to `/api/search`: (form, search) responses."""
+def _post_to_form_and_api_search(site, photo: bytes, named: tuple[str, str] = ("big.png", "image/png")):  # type: ignore[no-untyped-def]
+    """The same photo (file name, type) sent to the customer's request form and to `/api/search`:
+    (form, search) responses."""
+    name, kind = named
     browser = site.client()
     try:
         form = browser.post(
             "/requests",
             {"email": "c@example.com", "words": "", "budget": ""},
-            files={"photo": ("big.png", photo, "image/png")},
+            files={"photo": (name, photo, kind)},
         )
-        search = browser.http.post("/api/search", files={"photo": ("big.png", photo, "image/png")})
+        search = browser.http.post("/api/search", files={"photo": (name, photo, kind)})
     finally:
         browser.close()
     return form, search
+
+
+def _phone_jpeg(width: int = 8064, height: int = 6048) -> bytes:
+    """A 48-megapixel camera JPEG of a few MB at most: a product on a plain table, as a phone takes it."""
+    image = Image.new("RGB", (width, height), (214, 206, 190))
+    image.paste((40, 90, 160), (width // 3, height // 4, 2 * width // 3, 3 * height // 4))
+    return _encode(image, "JPEG", quality=85)
+
+
+def test_a_48_megapixel_phone_jpeg_is_accepted_where_a_48_megapixel_png_is_not(site) -> None:
+    """The pixel limit counts the pixels decoded: a JPEG is decoded scaled down (DCT scaling, as
+    ingest and search do), a PNG cannot be, so only the PNG is over the 40-megapixel limit."""
+    photo = _phone_jpeg()
+    assert len(photo) < UPLOAD_LIMITS.max_bytes
+    form, search = _post_to_form_and_api_search(site, photo, ("IMG_0001.jpg", "image/jpeg"))
+    assert form.status_code == 303 and form.headers["location"].startswith("/r/")
+    assert search.status_code == 200 and search.json()["results"]
+    refused_form, refused_search = _post_to_form_and_api_search(site, png_header_only(8064, 6048))
+    assert refused_form.status_code == refused_search.status_code == 413
+    assert "49 megapixels" in refused_search.json()["detail"]

@@ -103,6 +103,7 @@ class Browser:
 
 def start_site(workspace: Workspace, **overrides) -> tuple[Site, ServerThread]:  # type: ignore[no-untyped-def]
     overrides.setdefault("index_refresh_s", 0.3)
+    overrides.setdefault("sweep_s", 0.3)  # the time limits apply within a blink, as a test waits for them
     settings = Settings(workspace=workspace, model="test-tiny", **overrides)
     payments = TestPaymentProvider()
     app = create_app(settings, payments=payments)

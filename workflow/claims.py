@@ -6,10 +6,11 @@ has lapsed), so two operators can never both hold one request; the loser is told
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflow import audit
@@ -96,8 +97,18 @@ def _refuse(session: Session, request_id: int, user: User) -> None:
     raise Conflict(f"This request is {label(request.status).lower()}; it cannot be claimed now.", "Back to the queue.")
 
 
-def claim_next(sessions: sessionmaker, user: User, ttl_s: int) -> int | None:
-    """Claim the oldest open request nobody holds; None when the queue is empty."""
+def _queue_order(prefer: Collection[str]) -> list:  # type: ignore[type-arg]
+    """Oldest first; with `prefer` (an operator's categories), requests whose best candidate is in
+    one of them come before the others."""
+    oldest = [CustomerRequest.queued_at, CustomerRequest.id]
+    if not prefer:
+        return oldest
+    mine = func.lower(CustomerRequest.category).in_(sorted({c.lower() for c in prefer}))
+    return [case((mine, 0), else_=1), *oldest]
+
+
+def claim_next(sessions: sessionmaker, user: User, ttl_s: int, prefer: Collection[str] = ()) -> int | None:
+    """Claim the oldest open request nobody holds (in `prefer`'s categories first); None when the queue is empty."""
     for _attempt in range(20):
         moment = now()
         with sessions() as session:
@@ -112,7 +123,7 @@ def claim_next(sessions: sessionmaker, user: User, ttl_s: int) -> int | None:
                         ),
                     )
                 )
-                .order_by(CustomerRequest.queued_at, CustomerRequest.id)
+                .order_by(*_queue_order(prefer))
                 .limit(1)
             )
         if candidate is None:
@@ -138,6 +149,16 @@ def require_claim(session: Session, request: CustomerRequest, user: User, action
         return
     if utc(request.claim_expires_at) < now():
         raise Conflict("Your claim on this request has lapsed.", "Claim it again from the queue if it is still open.")
+
+
+def require_work_right(session: Session, request: CustomerRequest, user: User, action: str) -> None:
+    """Searching and sending offers: on a claimed request, the claim holder (`require_claim`); once
+    offers are out, the operator who sent them, or an admin (override audited), may search again
+    and send more offers beside them (follow-ups), without withdrawing anything."""
+    if request.status == RequestStatus.OFFERS_SENT:
+        refuse_unless_owner(session, request, user, request.operator_id, action, "sent the offers on this request")
+        return
+    require_claim(session, request, user, action)
 
 
 def refuse_if_held_by_other(session: Session, request: CustomerRequest, user: User, action: str) -> None:
@@ -235,15 +256,15 @@ class QueueRow:
     claim_expires_at: datetime | None
 
 
-def open_queue(sessions: sessionmaker) -> list[QueueRow]:
-    """Open requests, oldest first, with waiting time and who (if anyone) holds each."""
+def open_queue(sessions: sessionmaker, prefer: Collection[str] = ()) -> list[QueueRow]:
+    """Open requests, oldest first (in `prefer`'s categories first), with waiting time and who holds each."""
     moment = now()
     with sessions() as session:
         rows = session.execute(
             select(CustomerRequest, User.name)
             .outerjoin(User, User.id == CustomerRequest.claimed_by_id)
             .where(CustomerRequest.status.in_([RequestStatus.QUEUED.value, RequestStatus.CLAIMED.value]))
-            .order_by(CustomerRequest.queued_at, CustomerRequest.id)
+            .order_by(*_queue_order(prefer))
         ).all()
     out = []
     for request, holder in rows:

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+import mail.models  # noqa: F401  (the outbox's tables join the same metadata)
 from catalog.db import Base
 
 
@@ -48,19 +49,26 @@ class User(Base):
     vendor_id: Mapped[int | None] = mapped_column(ForeignKey("vendors.id"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    # TOTP two-factor (workflow/totp.py): the base32 secret once enrolled, and the last time step
+    # accepted, so the same code is never accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class CustomerRequest(Base):
-    """One customer's photo and wishes; the token is the customer's only key to it."""
+    """One customer's photo and wishes; the token is the customer's only key to it, and only its hash
+    (and the salt it is derived from, `workflow.request_tokens`) is kept."""
 
     __tablename__ = "requests"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_salt: Mapped[str | None] = mapped_column(String(32), nullable=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     email: Mapped[str] = mapped_column(String(254))
     words: Mapped[str] = mapped_column(Text, default="")
     budget: Mapped[Decimal | None] = mapped_column(Numeric(14, 2), nullable=True)
+    budget_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)  # None: before currencies
     photo_sha256: Mapped[str] = mapped_column(String(64))
     photo_width: Mapped[int] = mapped_column(Integer)
     photo_height: Mapped[int] = mapped_column(Integer)
@@ -242,3 +250,11 @@ class CustomerView(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+# Tables that live with their logic, imported here so they join the same metadata: orders (delivery,
+# tracking) and exchange rates (workflow/orders.py, workflow/rates.py), the sign-in lockout
+# (workflow/sign_in_throttle.py).
+from workflow import orders as _orders  # noqa: E402, F401
+from workflow import rates as _rates  # noqa: E402, F401
+from workflow import sign_in_throttle as _sign_in_throttle  # noqa: E402, F401

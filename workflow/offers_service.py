@@ -25,17 +25,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.db import Product, ProductImage, Vendor
 from catalog.money import PriceError, check_amount, parse_price
 from mail.outbox import Outbox
-from workflow import audit, pairs, payment_saga
-from workflow.claims import actor, refuse_if_held_by_other, refuse_unless_owner, require_claim
+from workflow import audit, orders, pairs, payment_saga
+from workflow.claims import actor, refuse_if_held_by_other, refuse_unless_owner, require_work_right
 from workflow.errors import Conflict, IdempotencyKeyReused, Invalid, NotFound, PaymentFailed
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Message, Offer, Payment, User, now, utc
 from workflow.payment_saga import NoAnswer, ask, log
 from workflow.payments import PaymentOutcome, PaymentProvider, clean_card_number
-from workflow.requests_service import load_by_id, load_by_token
+from workflow.request_tokens import token_hash
+from workflow.requests_service import link_for, load_by_id, load_by_token
 from workflow.states import OfferStatus, RequestStatus
 
 MAX_NOTE = 1000
+MIN_OFFER_HOURS = 0.25  # the customer needs time to see an offer at all; the error text says the same
+MAX_OFFER_HOURS = 24 * 30
 MAX_OFFERS = 10
 
 
@@ -63,8 +66,11 @@ def send_offers(
     expires_in_hours: float,
     outbox: Outbox,
     link: str,
+    secret: str = "",
 ) -> list[int]:
     """Create the offers, move the request to offers_sent and release the claim; e-mail the customer.
+    On a request whose offers are already out, the operator who sent them (or an admin) adds these
+    beside them (a follow-up): the request stays `offers_sent`, unless the customer accepted meanwhile.
 
     Each offer is also recorded as an `offered` confirmed pair (`workflow.pairs`), in the same
     transaction; recording never makes the offer fail. The serving app then adds the request's photo
@@ -73,12 +79,15 @@ def send_offers(
         raise Invalid("Pick at least one product to offer (tick its box).")
     if len(drafts) > MAX_OFFERS:
         raise Invalid(f"Send at most {MAX_OFFERS} offers at once.")
-    if not 0 < expires_in_hours <= 24 * 30:
-        raise Invalid("Offers must expire between a few minutes and 30 days from now.")
+    if not MIN_OFFER_HOURS <= expires_in_hours <= MAX_OFFER_HOURS:
+        raise Invalid("Offers must expire between 15 minutes (0.25 hours) and 30 days (720 hours) from now.")
     moment = now()
     with sessions() as session:
         request = load_by_id(session, request_id)
-        require_claim(session, request, user, "send offers")
+        require_work_right(session, request, user, "send offers")
+        follow_up = request.status == RequestStatus.OFFERS_SENT
+        if follow_up:
+            _still_open_for_offers(session, request)
         ids = []
         sent: list[Offer] = []
         for draft in drafts:
@@ -114,28 +123,27 @@ def send_offers(
             sent.append(offer)
             audit.record(session, actor(user), "offer.sent", request.id, offer_id=offer.id, price=str(price))
         pairs.record_sent_offers(session, request, sent, user)
-        handling = (moment - utc(request.claimed_at)).total_seconds() if request.claimed_at else None
-        move_request(
-            session,
-            request,
-            RequestStatus.OFFERS_SENT,
-            actor(user),
-            values={"claimed_by_id": None, "claim_expires_at": None, "claimed_at": None, "operator_id": user.id},
-            offers=ids,
-            handling_s=handling,
-        )
+        if follow_up:
+            audit.record(session, actor(user), "offers.followed_up", request.id, offers=ids)
+        else:
+            handling = (moment - utc(request.claimed_at)).total_seconds() if request.claimed_at else None
+            move_request(
+                session,
+                request,
+                RequestStatus.OFFERS_SENT,
+                actor(user),
+                values={"claimed_by_id": None, "claim_expires_at": None, "claimed_at": None, "operator_id": user.id},
+                offers=ids,
+                handling_s=handling,
+            )
+        mail = {"operator": user.name, "count": len(ids), "link": link_for(request, link, secret)}
+        outbox.send_template(request.email, "offers_arrived", mail, session=session)  # goes iff this commits
         session.commit()
-        email, token = request.email, request.token
-    outbox.send(
-        email,
-        "Offers for your Vitrine request",
-        f"{user.name} found {len(ids)} offer(s) for you.\n\nSee them and choose here:\n{link.format(token=token)}\n",
-    )
     return ids
 
 
 def post_operator_message(
-    sessions: sessionmaker, request_id: int, user: User, body: str, outbox: Outbox, link: str
+    sessions: sessionmaker, request_id: int, user: User, body: str, outbox: Outbox, link: str, secret: str = ""
 ) -> None:
     body = (body or "").strip()
     if not body:
@@ -147,11 +155,22 @@ def post_operator_message(
         refuse_if_held_by_other(session, request, user, "message the customer")
         session.add(Message(request_id=request.id, author="operator", author_name=user.name, body=body))
         audit.record(session, actor(user), "message.operator", request.id)
+        mail = {"operator": user.name, "body": body, "link": link_for(request, link, secret)}
+        outbox.send_template(request.email, "operator_message", mail, session=session)
         session.commit()
-        email, token = request.email, request.token
-    outbox.send(
-        email, "A message about your Vitrine request", f"{user.name} wrote:\n\n{body}\n\n{link.format(token=token)}\n"
-    )
+
+
+def _still_open_for_offers(session: Session, request: CustomerRequest) -> None:
+    """Take the request's row for this transaction while it is still `offers_sent` (a compare-and-set
+    that waits for a concurrent accept), so a follow-up never lands beside an accepted offer."""
+    touched = session.execute(
+        update(CustomerRequest)
+        .where(CustomerRequest.id == request.id, CustomerRequest.status == RequestStatus.OFFERS_SENT.value)
+        .values(updated_at=now())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if touched != 1:
+        raise Conflict("The customer has just accepted an offer; no more offers can be added.", "Reload the page.")
 
 
 def _back_to_queue_if_none_left(session, request: CustomerRequest, who: str) -> None:  # type: ignore[no-untyped-def]
@@ -225,15 +244,19 @@ def accept_offer(
     idempotency_key: str,
     outbox: Outbox | None = None,
     *,
+    delivery: orders.Delivery | None,
     secret: str = "",
 ) -> AcceptResult:
-    """Accept one offer and authorise its price (the payment saga, `workflow.payment_saga`).
+    """Accept one offer and authorise its price (the payment saga, `workflow.payment_saga`);
+    `delivery` (from `orders.check_delivery`) is kept with the payment's intent and becomes the order.
 
     Raises PaymentFailed on a declined card or a provider that does not answer (the offers stay
     open), Conflict when the request was already accepted or the offer changed while the card was
     being authorised (the hold is voided), Invalid for a bad card number, an unpayable price or an
     idempotency key replayed with another offer or card, NotFound for a wrong token/offer. `secret`
-    (the app's) keys the digest that recognises a replay's body."""
+    (the app's) keys the digest that recognises a replay's body. A missing delivery is `DeliveryInvalid`."""
+    if delivery is None:
+        raise orders.DeliveryInvalid("delivery", "Please give a delivery address before paying.")
     try:
         card = clean_card_number(card_number)
     except ValueError as exc:
@@ -293,6 +316,8 @@ def accept_offer(
         )
         session.add(payment)
         try:
+            session.flush()
+            orders.record_intent(session, payment, offer, delivery)  # a crash after the hold keeps the address
             session.commit()
         except IntegrityError:
             session.rollback()
@@ -345,12 +370,29 @@ def live_payment(session, request_id: int) -> Payment | None:  # type: ignore[no
     return session.scalar(select(Payment).where(Payment.live_request_id == request_id))
 
 
-def fulfil(sessions: sessionmaker, provider: PaymentProvider, request_id: int, user: User, outbox: Outbox) -> None:
-    """Capture the authorised payment and mark the request fulfilled."""
+def fulfil(
+    sessions: sessionmaker,
+    provider: PaymentProvider,
+    request_id: int,
+    user: User,
+    outbox: Outbox,
+    *,
+    carrier: str,
+    tracking: str,
+    link: str = "",
+    secret: str = "",
+) -> None:
+    """Capture the authorised payment and mark the request fulfilled, shipped with `carrier` and
+    `tracking` (both required, checked before any money moves); the customer is e-mailed the receipt
+    with both (`link`/`secret`: the request page's address pattern, for the receipt's address)."""
     with sessions() as session:
         request = load_by_id(session, request_id)
         if request.status != RequestStatus.PAID:
             raise Conflict(f"Only a paid request can be fulfilled; this one is {request.status}.")
+        order = orders.order_of(session, request.id)
+        carrier, tracking = orders.check_shipment(
+            carrier, tracking, pickup=order is not None and order.kind == "pickup"
+        )
         payment = live_payment(session, request.id)
         if payment is None or payment.status not in ("authorised", "capture_failed"):
             raise Conflict("There is no authorised payment to capture.")
@@ -381,10 +423,14 @@ def fulfil(sessions: sessionmaker, provider: PaymentProvider, request_id: int, u
         session.commit()  # the money is taken: recorded before anything else can fail
     with sessions() as session:
         request = session.get(CustomerRequest, request_id)
-        move_request(session, request, RequestStatus.FULFILLED, actor(user))
+        move_request(session, request, RequestStatus.FULFILLED, actor(user), carrier=carrier, tracking=tracking)
+        orders.mark_shipped(session, request_id, carrier, tracking)
+        offer = session.get(Offer, request.accepted_offer_id)
+        receipt = {"amount": amount, "currency": offer.currency, "title": offer.title, "vendor": offer.vendor}
+        page = link_for(request, link, secret) if link else ""
+        mail = {**receipt, "payment_id": payment_id, "order": orders.receipt(session, request), "link": page}
+        outbox.send_template(request.email, "order_fulfilled", mail, session=session)
         session.commit()
-        email = request.email
-    outbox.send(email, "Your order is on its way", f"We charged {amount} and your order is fulfilled. Thank you.\n")
 
 
 def close(sessions: sessionmaker, request_id: int, user: User) -> None:
@@ -434,7 +480,9 @@ def _note(sessions: sessionmaker, payment_id: int, message: str, who: str) -> No
 
 
 def expire_offers(sessions: sessionmaker, token: str | None = None) -> None:
-    """Offers past their expiry become expired; a request left with none open expires too. The offers
+    """Offers past their expiry become expired. A request left with none open goes back to the queue
+    (its operator finds it under "Mine", any operator in the queue) with a note in its conversation,
+    which stays open: the customer can still write, and the operator can send new offers. The offers
     of a request whose accept is being paid (`accepted`) wait: the customer accepted in time."""
     moment = now()
     with sessions() as session:
@@ -448,7 +496,7 @@ def expire_offers(sessions: sessionmaker, token: str | None = None) -> None:
             )
         )
         if token is not None:
-            query = query.where(CustomerRequest.token == token)
+            query = query.where(CustomerRequest.token_sha256 == token_hash(token))
         touched = set()
         for offer in session.scalars(query).all():
             if move_offer(session, offer, OfferStatus.EXPIRED, "system"):
@@ -459,7 +507,22 @@ def expire_offers(sessions: sessionmaker, token: str | None = None) -> None:
             if request.status == RequestStatus.OFFERS_SENT and not any(
                 o.status == OfferStatus.SENT for o in request.offers
             ):
-                move_request(session, request, RequestStatus.EXPIRED, "system", reason="offers expired")
+                move_request(
+                    session,
+                    request,
+                    RequestStatus.QUEUED,
+                    "system",
+                    values={"queued_at": moment, "claimed_by_id": None, "claim_expires_at": None},
+                    reason="offers expired",
+                )
+                session.add(
+                    Message(
+                        request_id=request.id,
+                        author="system",
+                        body="The offers have expired. Your request is back with our operators; write here if you "
+                        "still want it, and we will follow up with fresh offers.",
+                    )
+                )
         session.commit()
 
 
@@ -524,6 +587,7 @@ def cancel_by_operator(
         )
         session.commit()
         email = request.email
-    if held is not None:
-        payment_saga.void_payment(sessions, provider, held, actor(user), "request cancelled")
-    outbox.send(email, "Your Vitrine request was cancelled", f"{user.name} cancelled your request: {reason}\n")
+    released = held is not None and (
+        payment_saga.void_payment(sessions, provider, held, actor(user), "request cancelled") == "voided"
+    )
+    outbox.send_template(email, "request_cancelled", {"operator": user.name, "reason": reason, "released": released})

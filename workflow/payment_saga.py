@@ -34,8 +34,9 @@ from typing import TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mail.outbox import Outbox
-from workflow import audit, pairs
+from catalog.metrics import PAYMENT_OUTCOMES
+from mail.outbox import Outbox, notify_staff
+from workflow import audit, orders, pairs
 from workflow.errors import Conflict, ServiceError
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Payment, now, utc
@@ -79,6 +80,20 @@ class Settled:
 
 
 def settle(
+    sessions: sessionmaker,
+    provider: PaymentProvider,
+    payment_id: int,
+    outcome: PaymentOutcome | None,
+    who: str,
+    outbox: Outbox | None = None,
+) -> Settled:
+    """`_settle`, counted by outcome in `vitrine_payment_outcomes_total` (catalog.metrics)."""
+    settled = _settle(sessions, provider, payment_id, outcome, who, outbox)
+    PAYMENT_OUTCOMES.labels(settled.state).inc()
+    return settled
+
+
+def _settle(
     sessions: sessionmaker,
     provider: PaymentProvider,
     payment_id: int,
@@ -175,14 +190,16 @@ def _complete(sessions: sessionmaker, payment_id: int, outbox: Outbox | None) ->
             if other.id != offer.id and other.status == OfferStatus.SENT:
                 move_offer(session, other, OfferStatus.SUPERSEDED, "system")
         move_request(session, request, RequestStatus.PAID, "system", payment_id=payment_id)
+        order = orders.number_order(session, payment_id)  # the delivery kept with the intent becomes the order
+        if outbox is not None:  # in the same transaction: mailed exactly when the request is paid
+            mail = {"amount": payment.amount, "currency": payment.currency}
+            confirmed = {**mail, "title": offer.title, "vendor": offer.vendor, "order": orders.order_dict(order)}
+            outbox.send_template(
+                request.email, "order_confirmed" if order else "payment_authorised", confirmed, session=session
+            )
+            staff = {**mail, "request_id": request.id, "payment_id": payment_id, "title": offer.title}
+            notify_staff(outbox, "staff_payment", {**staff, "vendor": offer.vendor}, session=session)
         session.commit()
-        email, amount, currency = request.email, payment.amount, payment.currency
-    if outbox is not None:
-        outbox.send(
-            email,
-            "Payment authorised",
-            f"Your card was authorised for {amount} {currency}. We will charge it when the order ships.\n",
-        )
 
 
 def void_payment(sessions: sessionmaker, provider: PaymentProvider, payment_id: int, who: str, reason: str) -> str:

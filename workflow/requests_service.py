@@ -4,7 +4,6 @@ customer's own actions (message, ask for something else, cancel) and the expecte
 from __future__ import annotations
 
 import re
-import secrets
 import statistics
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,15 +14,14 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from catalog.money import PriceError, parse_price
 from catalog.product_search import ProductHit
-from mail.outbox import Outbox
-from workflow import audit
+from mail.outbox import Outbox, notify_staff
+from workflow import audit, mail_budget, rates, request_tokens
 from workflow.errors import Conflict, Invalid, NotFound
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import AuditEntry, Candidate, CustomerRequest, Message, now, utc
 from workflow.states import OfferStatus, RequestStatus
 from workflow.uploads import StoredPhoto
 
-TOKEN_BYTES = 24  # 192 bits: unguessable
 MAX_WORDS = 500
 MAX_MESSAGE = 2000
 DEFAULT_HANDLING_S = 10 * 60
@@ -36,42 +34,62 @@ class Wishes:
     email: str
     words: str
     budget: Decimal | None
+    budget_currency: str | None = None
 
 
-def check_wishes(email: str | None, words: str | None, budget: str | None) -> Wishes:
-    """The customer's form fields, cleaned; raises `Invalid` naming the field to fix."""
+def check_wishes(
+    email: str | None, words: str | None, budget: str | None, currency: str | None = None, default_currency: str = "EUR"
+) -> Wishes:
+    """The customer's form fields, cleaned; raises `Invalid` naming the field to fix. A budget is
+    money in `currency` (the form's choice; `default_currency` when none was given)."""
     email = (email or "").strip()
     if not _EMAIL.match(email):
         raise Invalid("Please give an e-mail address we can send your link to (like name@example.com).")
     words = (words or "").strip()
     if len(words) > MAX_WORDS:
         raise Invalid(f"Please describe it in at most {MAX_WORDS} characters (you wrote {len(words)}).")
-    amount = None
+    amount, code = None, None
     if budget and budget.strip():
+        code = rates.check_currency(currency) if currency and currency.strip() else default_currency
         try:
-            amount = parse_price(budget, positive=True)
+            amount = parse_price(budget, currency=code, positive=True)
         except PriceError as exc:
             raise Invalid(f"The budget must be a positive number, like 40 or 39.90 ({exc}).") from None
-    return Wishes(email, words, amount)
+    return Wishes(email, words, amount, code)
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(TOKEN_BYTES)
+@dataclass(frozen=True)
+class CreatedRequest:
+    """A new request: its number and its token, which exists here and in the customer's e-mail only."""
+
+    id: int
+    token: str
 
 
 def create_request(
-    sessions: sessionmaker, wishes: Wishes, photo: StoredPhoto, hits: list[ProductHit], outbox: Outbox, link: str
-) -> CustomerRequest:
+    sessions: sessionmaker,
+    wishes: Wishes,
+    photo: StoredPhoto,
+    hits: list[ProductHit],
+    outbox: Outbox,
+    link: str,
+    secret: str = "",
+    mails_per_hour: int = 0,
+) -> CreatedRequest:
     """Store the request with its ranked instant matches and queue it for an operator.
 
-    `link` is the request page address with `{token}` in place of the token."""
+    `link` is the request page address with `{token}` in place of the token; `secret` (the app's)
+    lets later e-mails derive the link again (`workflow.request_tokens`)."""
+    issued = request_tokens.issue(secret)
     with sessions() as session:
         request = CustomerRequest(
-            token=new_token(),
+            token_sha256=issued.sha256,
+            token_salt=issued.salt,
             status=RequestStatus.SUBMITTED.value,
             email=wishes.email,
             words=wishes.words,
             budget=wishes.budget,
+            budget_currency=wishes.budget_currency,
             photo_sha256=photo.sha256,
             photo_width=photo.width,
             photo_height=photo.height,
@@ -94,15 +112,25 @@ def create_request(
             )
         move_request(session, request, RequestStatus.MATCHED, "system", candidates=len(hits))
         move_request(session, request, RequestStatus.QUEUED, "system", values={"queued_at": now()})
+        mail = mail_budget.may_mail(session, wishes.email, mails_per_hour, request.id)
+        if not mail:  # kept, but this address had its hour's share of mail (workflow.mail_budget)
+            audit.record(session, "system", "mail.suppressed", request.id, reason="mails_per_address_hour")
+        else:  # in the same transaction: the mail exists exactly when the request does
+            outbox.send_template(
+                wishes.email, "request_received", {"link": link.format(token=issued.token)}, session=session
+            )
         session.commit()
-    url = link.format(token=request.token)
-    outbox.send(
-        wishes.email,
-        "Your Vitrine request",
-        f"Thank you. We are looking for the product in your photo.\n\nFollow your request here:\n{url}\n\n"
-        "Keep this link private: anyone who has it can see and answer your request.\n",
-    )
-    return request
+        created = CreatedRequest(request.id, issued.token)
+    return created
+
+
+def link_for(request: CustomerRequest, link: str, secret: str) -> str:
+    """The request page's address for a later e-mail, or a pointer to the first e-mail when the token
+    cannot be derived again (a request from before hashed tokens, or a changed secret)."""
+    token = request_tokens.token_of(request.token_sha256, request.token_salt, secret)
+    if token is None:
+        return "Open your request with the link in our first e-mail about it."
+    return link.format(token=token)
 
 
 def load_by_token(session: Session, token: str) -> CustomerRequest:
@@ -111,7 +139,7 @@ def load_by_token(session: Session, token: str) -> CustomerRequest:
     if _TOKEN.match(token or ""):
         request = session.scalar(
             select(CustomerRequest)
-            .where(CustomerRequest.token == token)
+            .where(CustomerRequest.token_sha256 == request_tokens.token_hash(token))
             .options(selectinload(CustomerRequest.offers), selectinload(CustomerRequest.messages))
         )
     if request is None:
@@ -129,9 +157,11 @@ def load_by_id(session: Session, request_id: int) -> CustomerRequest:
     return request
 
 
-def add_message(sessions: sessionmaker, token: str, body: str, something_else: bool = False) -> None:
+def add_message(
+    sessions: sessionmaker, token: str, body: str, something_else: bool = False, outbox: Outbox | None = None
+) -> None:
     """A message from the customer; with `something_else`, the open offers are declined and the
-    request goes back to the operators."""
+    request goes back to the operators. The staff's mailbox is told (`mail.outbox.notify_staff`)."""
     body = (body or "").strip()
     if not body:
         raise Invalid("Please write a message first.")
@@ -148,6 +178,8 @@ def add_message(sessions: sessionmaker, token: str, body: str, something_else: b
                 if offer.status == OfferStatus.SENT:
                     move_offer(session, offer, OfferStatus.DECLINED, "customer", reason="asked for something else")
             move_request(session, request, RequestStatus.QUEUED, "customer", values={"queued_at": now()})
+        notice = {"request_id": request.id, "body": body, "something_else": something_else}
+        notify_staff(outbox, "staff_customer_message", notice, session=session)
         session.commit()
 
 

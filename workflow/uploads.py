@@ -27,8 +27,13 @@ class StoredPhoto:
 
 
 def check_photo(data: bytes, max_bytes: int, max_pixels: int) -> StoredPhoto:
-    """Decode `data` under the limits (raising `ImageRejected`); nothing is written yet."""
-    image = decode_image(data, DecodeLimits(max_bytes=max_bytes, max_pixels=max_pixels))
+    """Decode `data` under the limits (raising `ImageRejected`); nothing is written yet.
+
+    A JPEG is decoded with DCT scaling down to what is kept (`STORED_SIDE`), as ingest and search
+    decode, so the pixel limit counts the pixels actually decoded: a 48-megapixel phone photo costs
+    a 12-megapixel decode at most and is accepted; a 48-megapixel PNG, which cannot be scaled while
+    decoding, is still refused."""
+    image = decode_image(data, DecodeLimits(max_bytes=max_bytes, max_pixels=max_pixels), draft_size=STORED_SIDE)
     width, height = image.size
     image.thumbnail((STORED_SIDE, STORED_SIDE), Image.Resampling.BICUBIC)
     out = io.BytesIO()

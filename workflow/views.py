@@ -7,10 +7,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
 from catalog.ids import is_customer_view
+from workflow import orders, rates
 from workflow.audit import trail
+from workflow.customer_picks import latest_pick
 from workflow.lifecycle import label
-from workflow.models import Candidate, CustomerRequest, CustomerView, Offer, Payment, User, utc
+from workflow.models import Candidate, CustomerRequest, CustomerView, Offer, Payment, User, now, utc
 from workflow.requests_service import estimate_reply
+from workflow.states import OfferStatus
 
 
 def image_url(sha256: str) -> str:
@@ -57,6 +60,7 @@ def candidates(
                     select(CustomerView).where(CustomerView.image_id.in_([c.image_id for c in through_views]))
                 )
             }
+    table = rates.load_table(session) if request.budget is not None else None
     found = []
     for c, p, vendor, sha in rows:
         item = {
@@ -71,11 +75,19 @@ def candidates(
             "in_stock": p.in_stock,
             "url": p.url,
             "image_url": image_url(sha or first_photos.get(c.product_id, "")),
+            **_budget(table, request, p.price, p.currency),
         }
         if staff:
             item["customer_view"] = _view_dict(views.get(c.image_id)) if is_customer_view(c.image_id) else None
         found.append(item)
     return found
+
+
+def _budget(table: rates.RateTable | None, request: CustomerRequest, price, currency: str) -> dict:  # type: ignore[no-untyped-def]
+    """The price against the request's budget (`rates.budget_check`): within, over, or no rate."""
+    if table is None:
+        return {"budget_state": None, "converted": None}
+    return rates.budget_check(table, price, currency, request.budget, request.budget_currency)
 
 
 def _view_dict(view: CustomerView | None) -> dict:
@@ -94,31 +106,38 @@ def offer_dict(offer) -> dict:  # type: ignore[no-untyped-def]
         "price": str(offer.price),
         "currency": offer.currency,
         "note": offer.note,
-        "status": offer.status,
+        # An offer past its expiry reads as expired at once; the sweeper (workflow.sweeper) records it.
+        "status": OfferStatus.EXPIRED.value
+        if offer.status == OfferStatus.SENT and utc(offer.expires_at) <= now()
+        else offer.status,
         "expires_at": _iso(offer.expires_at),
         "image_url": image_url(offer.image_sha256),
     }
 
 
-def customer_view(session: Session, request: CustomerRequest) -> dict:
-    """Everything the customer may see of their request."""
+def customer_view(session: Session, request: CustomerRequest, token: str | None = None) -> dict:
+    """Everything the customer may see of their request. `token` is the one the customer came with
+    (never stored): their photo is served under it; staff (no token) see it by its staff-only address."""
     estimate = estimate_reply(session, request)
     operator = session.get(User, request.operator_id) if request.operator_id else None
     payment = session.scalar(
         select(Payment).where(Payment.request_id == request.id).order_by(Payment.id.desc()).limit(1)
     )
+    table = rates.load_table(session) if request.budget is not None else None
     return {
-        "token": request.token,
+        "token": token,
         "status": request.status,
         "status_label": label(request.status),
         "created_at": _iso(request.created_at),
         "words": request.words,
         "budget": str(request.budget) if request.budget is not None else None,
-        "photo_url": image_url(request.photo_sha256),
+        "budget_currency": request.budget_currency,
+        "order": orders.order_dict(orders.order_of(session, request.id)),
+        "photo_url": f"/r/{token}/photo" if token else image_url(request.photo_sha256),
         "estimate": estimate.to_json() if estimate else None,
         "operator": operator.name if operator else None,
         "instant_matches": candidates(session, request, 0),
-        "offers": [offer_dict(o) for o in request.offers],
+        "offers": [{**offer_dict(o), **_budget(table, request, o.price, o.currency)} for o in request.offers],
         "messages": [
             {"author": m.author, "name": m.author_name, "body": m.body, "at": _iso(m.created_at)}
             for m in request.messages
@@ -177,6 +196,7 @@ def operator_view(session: Session, request: CustomerRequest) -> dict:
             ],
         }
     )
+    view["customer_pick"] = latest_pick(view["audit"])
     return view
 
 
@@ -184,7 +204,7 @@ VENDOR_SHOWN = 200  # products and offers a vendor page lists
 
 
 def vendor_overview(db: sessionmaker, vendor_id: int) -> dict:
-    """The vendor's name, first products by title, product count and latest offers."""
+    """The vendor's name, first products by title, product count, latest offers and paid orders."""
     with db() as session:
         vendor = session.get(Vendor, vendor_id)
         products = session.scalars(
@@ -194,4 +214,11 @@ def vendor_overview(db: sessionmaker, vendor_id: int) -> dict:
         offers = session.scalars(
             select(Offer).where(Offer.vendor_id == vendor_id).order_by(Offer.id.desc()).limit(VENDOR_SHOWN)
         ).all()
-        return {"vendor": vendor.name if vendor else "", "products": products, "total": total, "offers": offers}
+        paid = orders.vendor_orders(session, vendor_id)
+        return {
+            "vendor": vendor.name if vendor else "",
+            "products": products,
+            "total": total,
+            "offers": offers,
+            "orders": paid,
+        }

@@ -17,7 +17,7 @@ from catalog.workspace import Workspace
 from index.filters import SearchFilter
 from vision.errors import ImageRejected
 from workflow import audit
-from workflow.claims import actor, require_claim
+from workflow.claims import actor, require_work_right
 from workflow.errors import Invalid
 from workflow.models import AuditEntry, Candidate, User
 from workflow.requests_service import load_by_id
@@ -102,10 +102,14 @@ class FilterChoices:
 
 
 def filter_choices(session: Session) -> FilterChoices:
+    # GROUP BY, not DISTINCT: PostgreSQL refuses SELECT DISTINCT ordered by an expression it does not select.
     categories = session.scalars(
-        select(Product.category).where(Product.category != "").distinct().order_by(func.lower(Product.category))
+        select(Product.category)
+        .where(Product.category != "")
+        .group_by(Product.category)
+        .order_by(func.lower(Product.category))
     ).all()
-    vendors = session.scalars(select(Vendor.name).distinct().order_by(func.lower(Vendor.name))).all()
+    vendors = session.scalars(select(Vendor.name).order_by(func.lower(Vendor.name))).all()  # names are unique
     return FilterChoices(list(categories), list(vendors))
 
 
@@ -156,7 +160,7 @@ async def refine(
     def load() -> tuple[str, str, Refinement]:
         with sessions() as session:
             request = load_by_id(session, request_id)
-            require_claim(session, request, user, "search again")
+            require_work_right(session, request, user, "search again")
             spelled = in_catalog_spelling(session, how)
             session.commit()  # an admin's override of another's claim is recorded (audit)
             return request.photo_sha256, request.words, spelled

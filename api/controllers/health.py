@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 
 from api.dependencies import Payments
 from catalog.db_check import HealthProbe
@@ -15,7 +16,13 @@ class HealthController(Controller):
     path = "/api/health"
     tags = ("service",)
 
-    @get("/", name="api_health", sync_to_thread=True, operation_id="ApiHealthApiHealth")
+    @get(
+        "/",
+        name="api_health",
+        sync_to_thread=True,
+        operation_id="ApiHealthApiHealth",
+        responses={503: ResponseSpec(dict[str, Any], description="The database check failed; `reason` says why")},
+    )
     def health(self, state: State, payments: Payments) -> Response[dict[str, Any]]:
         """200 when the database answers a real read and its pages check out (SQLite's quick check,
         the answer kept a few seconds), with whether payments run in test mode; 503 with the reason

@@ -5,32 +5,38 @@ operators and admins only (the guard); refunds are for admins."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import asdict
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.orm import sessionmaker
 
+from access import applications
 from api.auth import admin_only, staff_only
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, SignedIn
 from api.errors import status_of
-from api.forms import Confirm, NewMessage, OffersForm, Reason, Refine, offer_drafts, offer_hours, typed_offers
+from api.forms import (
+    Confirm,
+    ConfirmedReason,
+    Fulfil,
+    NewMessage,
+    OffersForm,
+    Reason,
+    Refine,
+    offer_drafts,
+    offer_hours,
+    require_confirmation,
+    typed_offers,
+)
+from api.limits import OFFERS_FORM_BYTES
 from api.pages import notice_redirect, page
-from workflow import claims, customer_views, offers_service, pairs, requests_service, workbench
+from workflow import claims, customer_views, offers_service, operator_views, pairs, requests_service, workbench
 from workflow.errors import Invalid
 from workflow.models import User
-from workflow.payments import PaymentProvider
 from workflow.settings import Settings
 from workflow.views import operator_view
-
-
-def _tidy_up(db: sessionmaker, payments: PaymentProvider, settings: Settings) -> None:
-    """Apply the time limits before showing the queue: lapsed claims, stale requests, offers, holds."""
-    claims.expire_claims(db)
-    requests_service.expire_stale(db, settings.request_ttl_hours)
-    offers_service.expire_offers(db)
-    offers_service.void_lapsed_authorisations(db, payments, settings.authorisation_ttl_hours)
 
 
 def _workbench_view(db: sessionmaker, request_id: int, user: User, settings: Settings) -> dict:
@@ -56,7 +62,10 @@ async def _workbench_page(
     """The workbench; with `form_error` ({"form", "message", "typed"}) it is shown again after a refused
     form, with the refusal next to the form and what the person typed still in it."""
     view = await asyncio.to_thread(_workbench_view, db, request_id, user, settings)
-    holds = view["status"] == "claimed" and view["claimed_by"] == user.name
+    # May search and send offers: the claim holder, or once offers are out their sender (or an admin: follow-ups).
+    holds = (view["status"] == "claimed" and view["claimed_by"] == user.name) or (
+        view["status"] == "offers_sent" and (view["operator"] == user.name or user.role == "admin")
+    )
     query = view["empty_search"] or view["last_query"]
     return page(
         request,
@@ -78,15 +87,29 @@ class OperatorController(Controller):
 
     @get("/", name="queue")
     async def queue(
-        self, request: Request, user: SignedIn, db: Db, payments: Payments, settings: AppSettings
+        self,
+        request: Request,
+        user: SignedIn,
+        db: Db,
+        view: FromQuery[str] = "queue",
     ) -> Template:
-        await asyncio.to_thread(_tidy_up, db, payments, settings)
-        rows = await asyncio.to_thread(claims.open_queue, db)
-        return page(request, "queue.html", user=user, rows=rows)
+        """The operator's lists (`?view=`), each with its count; the queue is the default."""
+        if view not in operator_views.VIEWS:
+            raise Invalid(f"There is no list called {view!r}.", "Choose one of the tabs.")
+        mine = await asyncio.to_thread(applications.categories_of, db, user.id)
+        rows = await asyncio.to_thread(operator_views.rows, db, user, view, mine)
+        counts = await asyncio.to_thread(operator_views.counts, db, user)
+        return page(request, "queue.html", user=user, rows=rows, view=view, views=operator_views.VIEWS, counts=counts)
+
+    @get("/counts", name="queue_counts", sync_to_thread=True)
+    def queue_counts(self, user: SignedIn, db: Db) -> dict[str, int]:
+        """The lists' counts, for the queue page to update in place (no reload)."""
+        return operator_views.counts(db, user)
 
     @post("/next", name="claim_next")
     async def claim_next(self, request: Request, user: SignedIn, db: Db, settings: AppSettings) -> Redirect:
-        request_id = await asyncio.to_thread(claims.claim_next, db, user, settings.claim_ttl_s)
+        mine = await asyncio.to_thread(applications.categories_of, db, user.id)
+        request_id = await asyncio.to_thread(claims.claim_next, db, user, settings.claim_ttl_s, mine)
         if request_id is None:
             return notice_redirect(request, "/operator", "The queue is empty: nothing to claim.")
         return Redirect(f"/operator/requests/{request_id}", status_code=303)
@@ -124,7 +147,7 @@ class OperatorController(Controller):
             )
         return Redirect(f"/operator/requests/{request_id}#candidates", status_code=303)
 
-    @post("/requests/{request_id:int}/offers", name="send_offers")
+    @post("/requests/{request_id:int}/offers", name="send_offers", request_max_body_size=OFFERS_FORM_BYTES)
     async def send_offers(
         self,
         request: Request,
@@ -140,7 +163,9 @@ class OperatorController(Controller):
         try:
             drafts = offer_drafts(data)
             hours = offer_hours(data, settings.offer_ttl_hours)
-            ids = await asyncio.to_thread(offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link)
+            ids = await asyncio.to_thread(
+                offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link, settings.secret_key
+            )
         except Invalid as exc:  # shown again with what was typed: the ticks, prices, notes, expiry
             error = {"form": "offers", "message": exc.message, "typed": typed_offers(data)}
             return await _workbench_page(request, db, request_id, user, settings, status_of(exc), error)
@@ -181,7 +206,10 @@ class OperatorController(Controller):
         )
 
     @post("/requests/{request_id:int}/offers/{offer_id:int}/withdraw", name="withdraw_offer", sync_to_thread=True)
-    def withdraw_offer(self, request_id: FromPath[int], offer_id: FromPath[int], user: SignedIn, db: Db) -> Redirect:
+    def withdraw_offer(
+        self, request_id: FromPath[int], offer_id: FromPath[int], data: Confirm, user: SignedIn, db: Db
+    ) -> Redirect:
+        require_confirmation(data.confirm, "withdraw this offer")
         offers_service.withdraw_offer(db, request_id, offer_id, user)
         return Redirect(f"/operator/requests/{request_id}", status_code=303)
 
@@ -195,8 +223,11 @@ class OperatorController(Controller):
         db: Db,
         outbox: Mail,
         link: RequestLink,
+        settings: AppSettings,
     ) -> Redirect:
-        await asyncio.to_thread(offers_service.post_operator_message, db, request_id, user, data.body, outbox, link)
+        await asyncio.to_thread(
+            offers_service.post_operator_message, db, request_id, user, data.body, outbox, link, settings.secret_key
+        )
         return notice_redirect(request, f"/operator/requests/{request_id}#messages", "Message sent.")
 
     @post("/requests/{request_id:int}/release", name="release")
@@ -211,12 +242,19 @@ class OperatorController(Controller):
         self,
         request: Request,
         request_id: FromPath[int],
+        data: Fulfil,
         user: SignedIn,
         db: Db,
         payments: Payments,
         outbox: Mail,
+        link: RequestLink,
+        settings: AppSettings,
     ) -> Redirect:
-        await asyncio.to_thread(offers_service.fulfil, db, payments, request_id, user, outbox)
+        require_confirmation(data.confirm, "capture the payment and mark the order fulfilled")
+        shipment = {"carrier": data.carrier, "tracking": data.tracking, "link": link, "secret": settings.secret_key}
+        await asyncio.to_thread(
+            functools.partial(offers_service.fulfil, **shipment), db, payments, request_id, user, outbox
+        )
         return notice_redirect(
             request, f"/operator/requests/{request_id}", "Payment captured; the request is fulfilled."
         )
@@ -228,8 +266,9 @@ class OperatorController(Controller):
 
     @post("/requests/{request_id:int}/refund", name="refund", guards=[admin_only])
     async def refund(
-        self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, payments: Payments
+        self, request: Request, request_id: FromPath[int], data: Confirm, user: SignedIn, db: Db, payments: Payments
     ) -> Redirect:
+        require_confirmation(data.confirm, "refund the whole payment")
         await asyncio.to_thread(offers_service.refund, db, payments, request_id, user)
         return notice_redirect(request, f"/operator/requests/{request_id}", "The payment was refunded.")
 
@@ -238,11 +277,12 @@ class OperatorController(Controller):
         self,
         request: Request,
         request_id: FromPath[int],
-        data: Reason,
+        data: ConfirmedReason,
         user: SignedIn,
         db: Db,
         payments: Payments,
         outbox: Mail,
     ) -> Redirect:
+        require_confirmation(data.confirm, "cancel this request")
         await asyncio.to_thread(offers_service.cancel_by_operator, db, payments, request_id, user, data.reason, outbox)
         return notice_redirect(request, f"/operator/requests/{request_id}", "The request is cancelled.")

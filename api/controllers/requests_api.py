@@ -5,6 +5,7 @@ token is the credential."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import secrets
 from dataclasses import dataclass
@@ -14,33 +15,63 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, HeaderParameter, JSONBody, MultipartBody
 
+from api.closed_beta import require_invitation
 from api.controllers.customer import customer_page_view
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search
 from api.forms import upload_bytes
-from workflow import offers_service
+from api.hosts import public_base
+from api.limits import UPLOAD_BODY_BYTES
+from api.openapi_docs import refusals
+from workflow import offers_service, orders
 from workflow.intake import submit_request
 from workflow.payments import PaymentProvider
 
 
 @dataclass
 class NewRequestForm:
-    """A customer request: the photo, a contact e-mail, optional words and budget."""
+    """A customer request: the photo, a contact e-mail, optional words and budget with its currency
+    (`budget_currency`, ISO 4217 like EUR; default: the catalog's most common currency; instant matches
+    then stay within it, converted by the exchange rates where needed); `invitation` (the
+    token of the invitation link) is needed while the site is in closed beta (VITRINE_ACCESS=waitlist)."""
 
     photo: UploadFile
     email: str
     words: str | None = None
     budget: str | None = None
+    budget_currency: str | None = None
+    invitation: str | None = None
+
+
+@dataclass
+class DeliveryBody:
+    """Where the order goes. `kind` is `ship` (pickup at a store is refused until vendors have
+    stores). Required: name, line1, city, postcode, country (ISO 3166 alpha-2, e.g. DE) and phone
+    (valid in that country; stored in E.164). A missing or bad one is a 422 whose `field` names it
+    (`delivery.postcode`)."""
+
+    name: str = ""
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    postcode: str = ""
+    country: str = ""
+    phone: str = ""
+    kind: str = "ship"
 
 
 @dataclass
 class AcceptBody:
-    """The card to authorise (the test provider's magic numbers decide the outcome in test mode)."""
+    """The card to authorise (the test provider's magic numbers decide the outcome in test mode) and
+    the delivery. `card_number` is the older name of `card`, still accepted. Without `delivery` the
+    answer is 422 with `field: "delivery"`."""
 
-    card_number: str
+    card: str | None = None
+    delivery: DeliveryBody | None = None
+    card_number: str | None = None
 
 
 def _as_json(request: Request, view: dict[str, Any], payments: PaymentProvider) -> dict[str, Any]:
-    view["url"] = f"{str(request.base_url).rstrip('/')}/r/{view['token']}"
+    view["url"] = f"{public_base(request)}/r/{view['token']}"
     view["test_mode"] = payments.is_test  # TEST MODE: no money moves
     return view
 
@@ -49,7 +80,14 @@ class RequestsApiController(Controller):
     path = "/api/requests"
     tags = ("requests",)
 
-    @post("/", name="api_create_request", status_code=201, operation_id="ApiRequestsApiCreateRequest")
+    @post(
+        "/",
+        name="api_create_request",
+        status_code=201,
+        operation_id="ApiRequestsApiCreateRequest",
+        request_max_body_size=UPLOAD_BODY_BYTES,
+        responses=refusals(400, 403, 413, 415, 422, 429),
+    )
     async def create(
         self,
         request: Request,
@@ -61,14 +99,30 @@ class RequestsApiController(Controller):
         outbox: Mail,
         link: RequestLink,
     ) -> dict[str, Any]:
-        """Create a request from a photo; the answer holds its token, its page address and the instant matches."""
+        """Create a request from a photo; the answer holds its token, its page address and the instant matches.
+        In closed beta, without a valid `invitation` the answer is 403 saying how to join the waitlist."""
+        await require_invitation(settings, db, data.invitation)
         photo = await upload_bytes(data.photo, settings.max_upload_bytes)
         token = await submit_request(
-            settings, db, search, outbox, link, photo, data.email, data.words or "", data.budget or ""
+            settings,
+            db,
+            search,
+            outbox,
+            link,
+            photo,
+            data.email,
+            data.words or "",
+            data.budget or "",
+            data.budget_currency or "",
         )
         return _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
 
-    @get("/{token:str}", name="api_get_request", operation_id="ApiRequestsTokenApiGetRequest")
+    @get(
+        "/{token:str}",
+        name="api_get_request",
+        operation_id="ApiRequestsTokenApiGetRequest",
+        responses=refusals(400, 404),
+    )
     async def read(self, request: Request, token: FromPath[str], db: Db, payments: Payments) -> dict[str, Any]:
         """A request by its token: status, expected reply time, matches, offers, messages, payment."""
         return _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
@@ -78,6 +132,7 @@ class RequestsApiController(Controller):
         name="api_accept_offer",
         status_code=200,
         operation_id="ApiRequestsTokenOffersOfferIdAcceptApiAcceptOffer",
+        responses=refusals(400, 402, 404, 409, 422),
     )
     async def accept(
         self,
@@ -93,14 +148,16 @@ class RequestsApiController(Controller):
     ) -> dict[str, Any]:
         """Accept one offer and authorise its price on the card. Repeating the call with the same
         Idempotency-Key returns the first outcome; the same key with another offer or card is refused
-        (422); a second accept on the request is refused (409)."""
+        (422); a second accept on the request is refused (409). The answer's `order` holds the order
+        number and delivery once paid."""
+        delivery = orders.check_delivery(dataclasses.asdict(data.delivery) if data.delivery else None)
         result = await asyncio.to_thread(
-            functools.partial(offers_service.accept_offer, secret=settings.secret_key),
+            functools.partial(offers_service.accept_offer, secret=settings.secret_key, delivery=delivery),
             db,
             payments,
             token,
             offer_id,
-            data.card_number,
+            data.card or data.card_number or "",
             idempotency_key or secrets.token_urlsafe(16),
             outbox,
         )

@@ -27,6 +27,8 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from api.dependencies import Search
+from api.limits import read_form
+from api.openapi_docs import SearchFormOperation, refusals
 from catalog.money import PriceError, parse_price
 from catalog.search_service import QueryInput
 from index.filters import SearchFilter
@@ -167,7 +169,7 @@ async def read_search_form(request: Request) -> SearchForm:
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"send the search as multipart/form-data (a photo and/or text), not {media_type or 'no type'}",
         )
-    return SearchForm.from_form(await request.form())
+    return SearchForm.from_form(await read_form(request))
 
 
 class SearchController(Controller):
@@ -180,6 +182,8 @@ class SearchController(Controller):
         status_code=200,
         name="api_search",
         operation_id="ApiSearchSearchProductsHandler",  # the 0.1.0 name: generated clients keep working
+        operation_class=SearchFormOperation,  # the form this handler decodes itself, in the document
+        responses=refusals(400, 413, 415, 429),
     )
     async def search_products(self, request: Request, search: Search) -> dict[str, Any]:
         """Ranked products for a photo and/or words, best first (one entry per product)."""

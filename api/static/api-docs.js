@@ -10,5 +10,10 @@
     validatorUrl: "none",  // never send the document to swagger.io's online validator
     presets: [window.SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
+    onComplete: function () {
+      // Swagger UI leaves its server chooser without a name; screen readers would announce only "combo box".
+      var servers = document.getElementById("servers");
+      if (servers && !servers.getAttribute("aria-label")) servers.setAttribute("aria-label", "Server");
+    },
   });
 })();

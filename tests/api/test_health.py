@@ -20,6 +20,7 @@ def workspace(tiny, store, tmp_path: Path):
     return small_workspace(tmp_path / "shop", open_embedder("test-tiny", "onnx", store))
 
 
+@pytest.mark.sqlite_only
 def test_health_answers_503_once_database_pages_are_corrupted(workspace) -> None:
     settings = Settings(workspace=workspace, model="test-tiny", index_refresh_s=0)
     app = create_app(settings, payments=TestPaymentProvider())

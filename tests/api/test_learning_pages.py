@@ -14,6 +14,7 @@ from webapp import build_catalog, start_site
 from catalog.ids import is_customer_view
 from vision.embedder import open_embedder
 from workflow.models import AuditEntry, Candidate, ConfirmedPair, CustomerRequest, CustomerView
+from workflow.request_tokens import token_hash, token_of
 from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
@@ -44,7 +45,7 @@ def _request(site, browser, photo: bytes) -> int:  # type: ignore[no-untyped-def
     assert response.status_code == 303, response.text
     token = response.headers["location"].rsplit("/", 1)[1]
     with site.sessions() as session:
-        return session.scalar(select(CustomerRequest.id).where(CustomerRequest.token == token))
+        return session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
 
 
 def _candidates(site, request_id: int) -> list[Candidate]:  # type: ignore[no-untyped-def]
@@ -99,7 +100,8 @@ def test_an_offer_becomes_a_view_the_next_request_matches_and_a_wrong_one_is_rem
 
 def _token(site, request_id: int) -> str:  # type: ignore[no-untyped-def]
     with site.sessions() as session:
-        return session.get(CustomerRequest, request_id).token
+        request = session.get(CustomerRequest, request_id)
+        return token_of(request.token_sha256, request.token_salt, site.settings.secret_key)
 
 
 def test_none_of_these_records_rejected_pairs_and_changes_nothing_else(site, olga) -> None:

@@ -25,8 +25,8 @@ def test_operation_ids_and_body_schemas_are_those_of_0_1_0(tiny, tmp_path):
     operations = {
         (path, method): op["operationId"] for path, ops in document["paths"].items() for method, op in ops.items()
     }
-    assert operations == OPERATIONS_OF_0_1_0
-    assert set(document["components"]["schemas"]) == {"AcceptBody", "NewRequestForm"}
+    assert {key: operations.get(key) for key in OPERATIONS_OF_0_1_0} == OPERATIONS_OF_0_1_0  # later ones may be added
+    assert {"AcceptBody", "NewRequestForm"} <= set(document["components"]["schemas"])
 
 
 def test_the_search_only_app_answers_json_everywhere(tiny, tmp_path, monkeypatch):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import re
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from catalogs import product_photo
+from delivery_support import ADDRESS, ADDRESS_FORM, SHIPMENT
 from images import png_header_only
 from PIL import Image
 from sqlalchemy import func, select, update
@@ -21,8 +23,9 @@ from catalog.db import Product
 from cli.main import app as cli_app
 from vision.embedder import open_embedder
 from workflow import claims, offers_service
-from workflow.models import AuditEntry, CustomerRequest, Offer, Payment, User, now
+from workflow.models import AuditEntry, Candidate, CustomerRequest, Message, Offer, Payment, User, now
 from workflow.payments import APPROVED, DECLINED, DECLINED_AT_CAPTURE
+from workflow.request_tokens import token_hash
 from workflow.states import RequestStatus, TransitionRefused, check_request
 from workflow.users import add_user
 
@@ -86,7 +89,7 @@ def _new_request(browser, number: int = 7, words: str = "") -> tuple[str, int]: 
     assert response.status_code == 303, response.text
     token = response.headers["location"].rsplit("/", 1)[1]
     with browser_site(browser).sessions() as session:
-        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token == token))
+        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
     return token, request_id
 
 
@@ -128,16 +131,9 @@ def test_home_page_has_the_form_and_the_test_banner(site, customer) -> None:
     page = customer.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert customer.get("/login").headers["content-type"].startswith("text/html")
-    assert 'data-testid="request-form"' in page.text and 'capture="environment"' in page.text
-    camera = customer.http.post(
-        "/requests",
-        data={"email": "c@example.com", "_csrf_token": customer.token()},
-        files=[
-            ("photo", ("", b"", "application/octet-stream")),
-            ("photo_camera", ("cam.jpg", product_photo(2), "image/jpeg")),
-        ],
-    )
-    assert camera.status_code == 303  # the camera input is used when the picker is left empty
+    # One photo input for the camera and the gallery (no `capture`, which would hide the gallery).
+    assert 'data-testid="request-form"' in page.text and page.text.count('type="file"') == 1
+    assert "capture=" not in page.text
     nothing = customer.post(
         "/requests", {"email": "c@example.com"}, files={"photo": ("", b"", "application/octet-stream")}
     )
@@ -162,10 +158,12 @@ def test_submission_lands_on_an_unguessable_request_page_with_instant_matches(si
     assert 'data-status="queued"' in page.text
     assert "Product number 12" in page.text.split('data-testid="instant-match"', 2)[1]  # the best match first
     assert 'data-testid="eta"' in page.text
-    new_mail = set(site.settings.outbox_dir.glob("*.eml")) - mails_before
-    assert any(token in path.read_text() for path in new_mail)
+    deadline = time.monotonic() + 10  # the app's background sender writes the .eml file (no SMTP configured)
+    while not any(token in p.read_text() for p in set(site.settings.outbox_dir.glob("*.eml")) - mails_before):
+        assert time.monotonic() < deadline, "no .eml file with the request's link"
+        time.sleep(0.05)
     with site.sessions() as session:
-        request = session.scalar(select(CustomerRequest).where(CustomerRequest.token == token))
+        request = session.scalar(select(CustomerRequest).where(CustomerRequest.token_sha256 == token_hash(token)))
         assert len(request.candidates) == site.settings.instant_matches
         assert request.candidates[0].score == pytest.approx(1.0, abs=1e-3)
     second = _submit(customer, product_photo(12), words="same <b>colour</b>").headers["location"]
@@ -248,7 +246,9 @@ def test_forms_without_the_csrf_token_are_refused(site, customer) -> None:
 def test_images_are_served_by_strict_names_only(site, customer) -> None:
     token, _ = _new_request(customer, 4)
     with site.sessions() as session:
-        sha = session.scalar(select(CustomerRequest.photo_sha256).where(CustomerRequest.token == token))
+        sha = session.scalar(
+            select(CustomerRequest.photo_sha256).where(CustomerRequest.token_sha256 == token_hash(token))
+        )
     good = customer.get(f"/images/{sha}.jpg")
     assert good.status_code == 200 and good.headers["content-type"] == "image/jpeg" and good.content[:2] == b"\xff\xd8"
     for name in (f"{sha.upper()}.jpg", f"{sha}", "..%2F..%2Fvitrine.db", "%2e%2e%2fsecret.key", f"{sha[:10]}.jpg"):
@@ -452,7 +452,8 @@ def test_accepting_supersedes_the_others_and_repeats_never_charge_twice(site, cu
     first, second = _offered(site, token, request_id)
     before = _authorisations(site)
     accept = customer.post(
-        f"/r/{token}/offers/{first}/accept", {"card_number": "4242 4242 4242 4242", "idempotency_key": "k1"}
+        f"/r/{token}/offers/{first}/accept",
+        {"card_number": "4242 4242 4242 4242", "idempotency_key": "k1", **ADDRESS_FORM},
     )
     assert accept.status_code == 303
     page = customer.get(f"/r/{token}")
@@ -461,14 +462,18 @@ def test_accepting_supersedes_the_others_and_repeats_never_charge_twice(site, cu
     # the same form posted again (same idempotency key): the first outcome, no second charge
     assert (
         customer.post(
-            f"/r/{token}/offers/{first}/accept", {"card_number": APPROVED, "idempotency_key": "k1"}
+            f"/r/{token}/offers/{first}/accept", {"card_number": APPROVED, "idempotency_key": "k1", **ADDRESS_FORM}
         ).status_code
         == 303
     )
     # a new attempt (another key), on either offer: refused, nothing charged
-    again = customer.post(f"/r/{token}/offers/{first}/accept", {"card_number": APPROVED, "idempotency_key": "k2"})
+    again = customer.post(
+        f"/r/{token}/offers/{first}/accept", {"card_number": APPROVED, "idempotency_key": "k2", **ADDRESS_FORM}
+    )
     assert again.status_code == 409 and "Nothing was charged" in again.text
-    other = customer.post(f"/r/{token}/offers/{second}/accept", {"card_number": APPROVED, "idempotency_key": "k3"})
+    other = customer.post(
+        f"/r/{token}/offers/{second}/accept", {"card_number": APPROVED, "idempotency_key": "k3", **ADDRESS_FORM}
+    )
     assert other.status_code == 409
     assert _authorisations(site) == before + 1
     with site.sessions() as session:
@@ -490,7 +495,7 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
         barrier.wait()
         response = site.client().http.post(
             f"/api/requests/{token}/offers/{offer}/accept",
-            json={"card_number": APPROVED},
+            json={"card_number": APPROVED, "delivery": ADDRESS},
             headers={"Idempotency-Key": key},
         )
         results.append(response.status_code)
@@ -515,14 +520,20 @@ def test_concurrent_accepts_of_two_offers_charge_once(site, customer) -> None:
 def test_a_declined_card_leaves_the_offers_open(site, customer) -> None:
     token, request_id = _new_request(customer, 15)
     offer = _offered(site, token, request_id, products=1)[0]
-    declined = customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": DECLINED, "idempotency_key": "d1"})
+    declined = customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": DECLINED, "idempotency_key": "d1", **ADDRESS_FORM}
+    )
     assert declined.status_code == 402 and "declined" in declined.text and "Nothing was charged" in declined.text
     with site.sessions() as session:
         assert session.get(CustomerRequest, request_id).status == "offers_sent"
         assert session.get(Offer, offer).status == "sent"
-    bad = customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": "1234", "idempotency_key": "d2"})
+    bad = customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": "1234", "idempotency_key": "d2", **ADDRESS_FORM}
+    )
     assert bad.status_code == 422 and "card number" in bad.text
-    ok = customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "d3"})
+    ok = customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "d3", **ADDRESS_FORM}
+    )
     assert ok.status_code == 303
     with site.sessions() as session:
         assert session.get(CustomerRequest, request_id).status == "paid"
@@ -531,31 +542,71 @@ def test_a_declined_card_leaves_the_offers_open(site, customer) -> None:
 def test_fulfilment_captures_and_a_capture_decline_is_reported(site, customer, alice) -> None:
     token, request_id = _new_request(customer, 16)
     offer = _offered(site, token, request_id, products=1)[0]
-    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "f1"})
-    refused = customer.post(f"/r/{token}/cancel")
+    customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "f1", **ADDRESS_FORM}
+    )
+    refused = customer.post(f"/r/{token}/cancel", {"confirm": "yes"})
     assert refused.status_code == 409 and "already paid" in refused.text
-    assert alice.post(f"/operator/requests/{request_id}/fulfil").status_code == 303
+    assert alice.post(f"/operator/requests/{request_id}/fulfil", {"confirm": "yes", **SHIPMENT}).status_code == 303
     assert 'data-status="fulfilled"' in customer.get(f"/r/{token}").text
-    again = alice.post(f"/operator/requests/{request_id}/fulfil")
+    again = alice.post(f"/operator/requests/{request_id}/fulfil", {"confirm": "yes", **SHIPMENT})
     assert again.status_code == 409
     assert alice.post(f"/operator/requests/{request_id}/close").status_code == 303
 
     token, request_id = _new_request(customer, 17)
     offer = _offered(site, token, request_id, products=1)[0]
-    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": DECLINED_AT_CAPTURE, "idempotency_key": "f2"})
-    refused = alice.post(f"/operator/requests/{request_id}/fulfil")
+    customer.post(
+        f"/r/{token}/offers/{offer}/accept",
+        {"card_number": DECLINED_AT_CAPTURE, "idempotency_key": "f2", **ADDRESS_FORM},
+    )
+    refused = alice.post(f"/operator/requests/{request_id}/fulfil", {"confirm": "yes", **SHIPMENT})
     assert refused.status_code == 402 and "capture was refused" in refused.text
     with site.sessions() as session:
         assert session.get(CustomerRequest, request_id).status == "paid"
         assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "capture_failed"
 
 
+def test_destructive_actions_without_the_ticked_confirmation_change_nothing(site, customer, alice) -> None:
+    """Cancel (customer and operator), withdraw, fulfil and refund each need their box ticked: a 422
+    that says so, and the request, offer and payment stay as they were."""
+    token, request_id = _new_request(customer, 91)
+    offers = _offered(site, token, request_id, products=2)
+    for path, form in (
+        (f"/r/{token}/cancel", {}),
+        (f"/operator/requests/{request_id}/offers/{offers[0]}/withdraw", {}),
+        (f"/operator/requests/{request_id}/cancel", {"reason": "duplicate"}),
+    ):
+        session_of = customer if path.startswith("/r/") else alice
+        refused = session_of.post(path, form)
+        assert refused.status_code == 422 and "Tick the box to confirm" in refused.text, path
+    with site.sessions() as session:
+        assert session.get(CustomerRequest, request_id).status == "offers_sent"
+        assert session.get(Offer, offers[0]).status == "sent"
+    customer.post(
+        f"/r/{token}/offers/{offers[1]}/accept", {"card_number": APPROVED, "idempotency_key": "c1", **ADDRESS_FORM}
+    )
+    assert alice.post(f"/operator/requests/{request_id}/fulfil").status_code == 422
+    with site.sessions() as session:
+        assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "authorised"
+    assert alice.post(f"/operator/requests/{request_id}/fulfil", {"confirm": "yes", **SHIPMENT}).status_code == 303
+    admin = _operator(site, "root")
+    assert admin.post(f"/operator/requests/{request_id}/refund").status_code == 422
+    admin.close()
+    with site.sessions() as session:
+        assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "captured"
+
+
 def test_an_operator_cancelling_a_paid_request_releases_the_card_hold(site, customer, alice) -> None:
     token, request_id = _new_request(customer, 24)
     offer = _offered(site, token, request_id, products=1)[0]
-    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "x1"})
-    assert alice.post(f"/operator/requests/{request_id}/cancel", {"reason": ""}).status_code == 422
-    assert alice.post(f"/operator/requests/{request_id}/cancel", {"reason": "out of stock"}).status_code == 303
+    customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "x1", **ADDRESS_FORM}
+    )
+    assert alice.post(f"/operator/requests/{request_id}/cancel", {"reason": "", "confirm": "yes"}).status_code == 422
+    assert (
+        alice.post(f"/operator/requests/{request_id}/cancel", {"reason": "out of stock", "confirm": "yes"}).status_code
+        == 303
+    )
     page = customer.get(f"/r/{token}")
     assert 'data-status="cancelled"' in page.text and "Cancelled: out of stock" in page.text
     with site.sessions() as session:
@@ -566,7 +617,9 @@ def test_an_operator_cancelling_a_paid_request_releases_the_card_hold(site, cust
 def test_lapsed_authorisations_are_voided(site, customer) -> None:
     token, request_id = _new_request(customer, 18)
     offer = _offered(site, token, request_id, products=1)[0]
-    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "v1"})
+    customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "v1", **ADDRESS_FORM}
+    )
     with site.sessions() as session:
         session.execute(
             update(Payment).where(Payment.request_id == request_id).values(updated_at=now() - timedelta(days=8))
@@ -588,21 +641,64 @@ def test_requests_nobody_takes_up_expire(site, customer, alice) -> None:
             .values(queued_at=now() - timedelta(hours=site.settings.request_ttl_hours + 1))
         )
         session.commit()
+    _wait_for_status(site, request_id, "expired")  # the background sweep, with no page opened
     assert f'data-request-id="{request_id}"' not in alice.get("/operator").text
     page = customer.get(f"/r/{token}")
     assert 'data-status="expired"' in page.text and "no operator could take up" in page.text
 
 
-def test_expired_offers_cannot_be_accepted(site, customer) -> None:
+def _wait_for_status(site, request_id: int, status: str, within_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within_s
+    while True:
+        with site.sessions() as session:
+            if session.get(CustomerRequest, request_id).status == status:
+                return
+        assert time.monotonic() < deadline, f"request {request_id} never became {status}"
+        time.sleep(0.05)
+
+
+def test_expired_offers_cannot_be_accepted(site, customer, alice) -> None:
     token, request_id = _new_request(customer, 19)
     offer = _offered(site, token, request_id, products=1)[0]
     with site.sessions() as session:
         session.execute(update(Offer).where(Offer.id == offer).values(expires_at=now() - timedelta(minutes=1)))
         session.commit()
-    refused = customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "e1"})
+    refused = customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "e1", **ADDRESS_FORM}
+    )
     assert refused.status_code == 409 and "expired" in refused.text
+    # The request goes back to the operators and the conversation stays open.
+    _wait_for_status(site, request_id, "queued")
+    assert customer.post(f"/r/{token}/messages", {"body": "Still interested!"}).status_code == 303
+    page = customer.get(f"/r/{token}")
+    assert "The offers have expired" in page.text and "Still interested!" in page.text
+    assert f'data-request-id="{request_id}"' in alice.get("/operator").text
+
+
+def test_offers_expire_in_the_background_and_the_request_returns_to_its_operator(site, customer, alice) -> None:
+    token, request_id = _new_request(customer, 92)
+    offer = _offered(site, token, request_id, products=1)[0]
     with site.sessions() as session:
-        assert session.get(CustomerRequest, request_id).status == "expired"
+        session.execute(update(Offer).where(Offer.id == offer).values(expires_at=now() - timedelta(seconds=1)))
+        session.commit()
+    _wait_for_status(site, request_id, "queued")  # nobody opened a page
+    with site.sessions() as session:
+        assert session.get(Offer, offer).status == "expired"
+    mine = alice.get("/operator?view=mine").text
+    assert f'data-request-id="{request_id}"' in mine
+
+
+def test_an_offer_expiry_under_the_stated_minimum_is_refused(site, customer, alice) -> None:
+    _, request_id = _new_request(customer, 93)
+    alice.post(f"/operator/requests/{request_id}/claim")
+    with site.sessions() as session:
+        product = session.scalar(select(Candidate.product_id).where(Candidate.request_id == request_id).limit(1))
+    form = {"product_id": str(product), f"price_{product}": "20.00"}
+    short = alice.post(f"/operator/requests/{request_id}/offers", {**form, "expires_in_hours": "0.1"})
+    assert short.status_code == 422 and "15 minutes" in short.text
+    assert (
+        alice.post(f"/operator/requests/{request_id}/offers", {**form, "expires_in_hours": "0.25"}).status_code == 303
+    )
 
 
 # --- rules, JSON API, errors -------------------------------------------------------------------
@@ -623,10 +719,10 @@ def test_state_violations_over_http_are_refused(site, customer, alice) -> None:
     token, request_id = _new_request(customer, 20)
     # offers without a claim, fulfilment before payment, closing before fulfilment
     assert alice.post(f"/operator/requests/{request_id}/offers", {"product_id": "1", "price_1": "5"}).status_code == 409
-    assert alice.post(f"/operator/requests/{request_id}/fulfil").status_code == 409
+    assert alice.post(f"/operator/requests/{request_id}/fulfil", {"confirm": "yes", **SHIPMENT}).status_code == 409
     assert alice.post(f"/operator/requests/{request_id}/close").status_code == 409
-    customer.post(f"/r/{token}/cancel")
-    cancelled = customer.post(f"/r/{token}/cancel")
+    customer.post(f"/r/{token}/cancel", {"confirm": "yes"})
+    cancelled = customer.post(f"/r/{token}/cancel", {"confirm": "yes"})
     assert cancelled.status_code == 409 and "cannot become" in cancelled.text
     assert alice.post(f"/operator/requests/{request_id}/claim").status_code == 409
 
@@ -644,16 +740,23 @@ def test_json_api_create_read_accept(site) -> None:
     assert body["url"].endswith(body["token"]) and body["estimate"]["minutes_high"] >= 1
     assert body["test_mode"] is True
     with site.sessions() as session:
-        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token == body["token"]))
+        request_id = session.scalar(
+            select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(body["token"]))
+        )
     offers = _offered(site, body["token"], request_id, products=2)
     read = http.get(f"/api/requests/{body['token']}").json()
     assert [o["status"] for o in read["offers"]] == ["sent", "sent"] and read["operator"] == "alice"
     path = f"/api/requests/{body['token']}/offers/{offers[1]}/accept"
-    accepted = http.post(path, json={"card_number": APPROVED}, headers={"Idempotency-Key": "j1"})
+    accepted = http.post(path, json={"card_number": APPROVED, "delivery": ADDRESS}, headers={"Idempotency-Key": "j1"})
     assert accepted.status_code == 200 and accepted.json()["accept"]["replayed"] is False
-    replay = http.post(path, json={"card_number": APPROVED}, headers={"Idempotency-Key": "j1"})
+    replay = http.post(path, json={"card_number": APPROVED, "delivery": ADDRESS}, headers={"Idempotency-Key": "j1"})
     assert replay.status_code == 200 and replay.json()["accept"]["replayed"] is True
-    assert http.post(path, json={"card_number": APPROVED}, headers={"Idempotency-Key": "j2"}).status_code == 409
+    assert (
+        http.post(
+            path, json={"card_number": APPROVED, "delivery": ADDRESS}, headers={"Idempotency-Key": "j2"}
+        ).status_code
+        == 409
+    )
     missing = http.post("/api/requests", files={"email": (None, "api@example.com")})
     assert missing.status_code == 400 and "photo" in missing.text.lower()
     schema = http.get("/schema/openapi.json").json()
@@ -753,12 +856,14 @@ def test_admin_refunds_a_captured_payment(site, customer) -> None:
     admin = _operator(site, "root")
     token, request_id = _new_request(customer, 23)
     offer = _offered(site, token, request_id, products=1)[0]
-    customer.post(f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "r1"})
-    assert admin.post(f"/operator/requests/{request_id}/fulfil").status_code == 303
+    customer.post(
+        f"/r/{token}/offers/{offer}/accept", {"card_number": APPROVED, "idempotency_key": "r1", **ADDRESS_FORM}
+    )
+    assert admin.post(f"/operator/requests/{request_id}/fulfil", {"confirm": "yes", **SHIPMENT}).status_code == 303
     alice = _operator(site, "alice")
-    assert alice.post(f"/operator/requests/{request_id}/refund").status_code == 403
-    assert admin.post(f"/operator/requests/{request_id}/refund").status_code == 303
-    assert admin.post(f"/operator/requests/{request_id}/refund").status_code == 409  # once only
+    assert alice.post(f"/operator/requests/{request_id}/refund", {"confirm": "yes"}).status_code == 403
+    assert admin.post(f"/operator/requests/{request_id}/refund", {"confirm": "yes"}).status_code == 303
+    assert admin.post(f"/operator/requests/{request_id}/refund", {"confirm": "yes"}).status_code == 409  # once only
     with site.sessions() as session:
         assert session.scalar(select(Payment.status).where(Payment.request_id == request_id)) == "refunded"
     assert sum(1 for op, _ in site.payments.calls if op == "refund") >= 1
@@ -794,3 +899,64 @@ def test_searching_on_an_unclaimed_request_does_not_claim_it(site, customer, ali
     assert refused.status_code == 409 and "claim it from the queue first" in refused.text
     with site.sessions() as session:
         assert session.get(CustomerRequest, request_id).status == "queued"
+
+
+def test_the_customer_picks_an_instant_match_and_the_operator_sees_it(site, customer, alice) -> None:
+    token, request_id = _new_request(customer, 94)
+    with site.sessions() as session:
+        shown = session.scalars(
+            select(Candidate.product_id).where(Candidate.request_id == request_id, Candidate.round == 0)
+        ).all()
+        title = session.get(Product, shown[1]).title
+    page = customer.get(f"/r/{token}").text
+    assert f'data-testid="pick-match-{shown[1]}"' in page
+    picked = customer.post(f"/r/{token}/pick", {"product_id": str(shown[1])})
+    assert picked.status_code == 303
+    assert "is the one" in customer.get(f"/r/{token}").text
+    customer.post(f"/r/{token}/pick", {"product_id": str(shown[1])})  # a second click adds nothing
+    with site.sessions() as session:
+        picks = session.scalars(
+            select(Message.body).where(Message.request_id == request_id, Message.author == "customer")
+        ).all()
+    assert len(picks) == 1 and title in picks[0]
+    bench = alice.get(f"/operator/requests/{request_id}").text
+    assert 'data-testid="customer-pick"' in bench and title in bench
+    assert f'data-request-id="{request_id}"' in alice.get("/operator?view=messages").text
+    with site.sessions() as session:
+        elsewhere = session.scalar(select(Product.id).where(Product.id.not_in(shown)).limit(1))
+    refused = customer.post(f"/r/{token}/pick", {"product_id": str(elsewhere)})
+    assert refused.status_code == 422 and "not one of your matches" in refused.text
+
+
+def _mails_to(site, address: str, since: set) -> list[str]:  # type: ignore[no-untyped-def]
+    """The .eml files (written by the app's background sender) addressed to `address` since `since`."""
+    found = []
+    for path in set(site.settings.outbox_dir.glob("*.eml")) - since:
+        text = path.read_text()
+        if f"To: {address}" in text:
+            found.append(text)
+    return found
+
+
+def test_a_customer_finds_their_requests_again_by_e_mail(site, customer) -> None:
+    address = "finder@example.com"
+    tokens = []
+    for seed in (95, 96):
+        answer = _submit(customer, product_photo(seed), "a lamp", email=address)
+        tokens.append(answer.headers["location"].rsplit("/", 1)[1])
+    before = set(site.settings.outbox_dir.glob("*.eml"))
+    page = customer.post("/my-requests", {"email": "  Finder@Example.com "})
+    assert page.status_code == 200 and 'data-testid="requests-mailed"' in page.text
+    deadline = time.monotonic() + 10
+    while not (mails := [m for m in _mails_to(site, address, before) if "Your Vitrine requests" in m]):
+        assert time.monotonic() < deadline, "no e-mail with the request links"
+        time.sleep(0.05)
+    assert all(f"/r/{token}" in mails[0] for token in tokens)
+    # An unknown address gets the same page and no e-mail; the address's hourly share is bounded.
+    unknown = customer.post("/my-requests", {"email": "nobody@example.com"})
+    assert unknown.status_code == 200 and unknown.text.count("we have just e-mailed it") == 1
+    for _ in range(4):
+        customer.post("/my-requests", {"email": address})
+    time.sleep(1.0)
+    assert len([m for m in _mails_to(site, address, before) if "Your Vitrine requests" in m]) == 3
+    assert not _mails_to(site, "nobody@example.com", before)

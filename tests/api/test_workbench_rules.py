@@ -8,6 +8,7 @@ import re
 
 import pytest
 from catalogs import product_photo
+from delivery_support import ADDRESS_FORM
 from sqlalchemy import select
 from webapp import build_catalog, start_site
 
@@ -16,6 +17,7 @@ from vision.embedder import open_embedder
 from workflow import offers_service
 from workflow.errors import ClaimConflict
 from workflow.models import AuditEntry, Candidate, CustomerRequest, Offer, User
+from workflow.request_tokens import token_hash
 from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
@@ -53,7 +55,7 @@ def _new_request(site, customer, number: int) -> int:  # type: ignore[no-untyped
     assert response.status_code == 303, response.text
     token = response.headers["location"].rsplit("/", 1)[1]
     with site.sessions() as session:
-        return session.scalar(select(CustomerRequest.id).where(CustomerRequest.token == token))
+        return session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
 
 
 def _picks(page: str) -> list[int]:
@@ -182,7 +184,7 @@ def test_a_second_operator_is_refused_everything_on_a_claimed_request(site, peop
     alice.post(f"/operator/requests/{request_id}/claim")
     pick = _picks(alice.get(f"/operator/requests/{request_id}").text)[0]
     attempts = {
-        "cancel": ("cancel", {"reason": "duplicate"}),
+        "cancel": ("cancel", {"reason": "duplicate", "confirm": "yes"}),
         "offers": ("offers", {"product_id": str(pick), f"price_{pick}": "10"}),
         "message": ("messages", {"body": "hello from bob"}),
         "search": ("search", {"words": "mug"}),
@@ -221,7 +223,10 @@ def test_an_admin_may_override_the_claim_and_the_override_is_audited(site, peopl
     # cancel alice's claimed request
     request_id = _new_request(site, people["customer"], 35)
     alice.post(f"/operator/requests/{request_id}/claim")
-    assert root.post(f"/operator/requests/{request_id}/cancel", {"reason": "duplicate"}).status_code == 303
+    assert (
+        root.post(f"/operator/requests/{request_id}/cancel", {"reason": "duplicate", "confirm": "yes"}).status_code
+        == 303
+    )
     assert _status(site, request_id) == "cancelled"
     assert _overrides(site, request_id) == [{"actor": "admin:root", "attempted": "cancel it", "holder": "alice"}]
 
@@ -238,10 +243,63 @@ def test_only_the_sender_or_an_admin_withdraws_an_offer(site, people) -> None:
     assert sent.status_code == 303, sent.text
     with site.sessions() as session:
         offers = session.scalars(select(Offer.id).where(Offer.request_id == request_id).order_by(Offer.id)).all()
-    refused = bob.post(f"/operator/requests/{request_id}/offers/{offers[0]}/withdraw")
+    refused = bob.post(f"/operator/requests/{request_id}/offers/{offers[0]}/withdraw", {"confirm": "yes"})
     assert refused.status_code == 409 and "alice sent this offer" in refused.text
-    assert root.post(f"/operator/requests/{request_id}/offers/{offers[0]}/withdraw").status_code == 303
-    assert alice.post(f"/operator/requests/{request_id}/offers/{offers[1]}/withdraw").status_code == 303
+    assert (
+        root.post(f"/operator/requests/{request_id}/offers/{offers[0]}/withdraw", {"confirm": "yes"}).status_code == 303
+    )
+    assert (
+        alice.post(f"/operator/requests/{request_id}/offers/{offers[1]}/withdraw", {"confirm": "yes"}).status_code
+        == 303
+    )
     with site.sessions() as session:
         assert [session.get(Offer, o).status for o in offers] == ["withdrawn", "withdrawn"]
     assert _overrides(site, request_id) == [{"actor": "admin:root", "attempted": "withdraw it", "holder": "alice"}]
+
+
+# --- item 2: follow-up offers while others are out ----------------------------------------------------------
+
+
+def test_the_sender_searches_again_and_adds_offers_while_the_first_ones_stay_open(site, people) -> None:
+    alice, bob, customer = people["alice"], people["bob"], people["customer"]
+    response = customer.post(
+        "/requests",
+        {"email": "c@example.com", "words": "", "budget": ""},
+        files={"photo": ("photo.jpg", product_photo(37), "image/jpeg")},
+    )
+    token = response.headers["location"].rsplit("/", 1)[1]
+    with site.sessions() as session:
+        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
+    alice.post(f"/operator/requests/{request_id}/claim")
+    first, second, third = _picks(alice.get(f"/operator/requests/{request_id}").text)[:3]
+    sent = alice.post(f"/operator/requests/{request_id}/offers", {"product_id": str(first), f"price_{first}": "10"})
+    assert sent.status_code == 303, sent.text
+    assert _status(site, request_id) == "offers_sent"
+
+    page = alice.get(f"/operator/requests/{request_id}").text
+    assert 'data-testid="follow-up-note"' in page and 'data-testid="refine-form"' in page
+    assert f'data-testid="pick-{second}" disabled' not in page and "Add the ticked offers" in page
+    assert alice.post(f"/operator/requests/{request_id}/search", {"words": "watch"}).status_code == 303
+    added = alice.post(
+        f"/operator/requests/{request_id}/offers",
+        {"product_id": [str(second), str(third)], f"price_{second}": "11", f"price_{third}": "12"},
+    )
+    assert added.status_code == 303, added.text
+    with site.sessions() as session:
+        offers = session.scalars(select(Offer).where(Offer.request_id == request_id).order_by(Offer.id)).all()
+        assert [(o.product_id, o.status) for o in offers] == [(first, "sent"), (second, "sent"), (third, "sent")]
+        assert session.scalar(
+            select(AuditEntry.id).where(AuditEntry.request_id == request_id, AuditEntry.action == "offers.followed_up")
+        )
+    assert _status(site, request_id) == "offers_sent"
+
+    # Another operator may not add offers to alice's request; a follow-up after an accept is refused.
+    refused = bob.post(f"/operator/requests/{request_id}/offers", {"product_id": str(first), f"price_{first}": "9"})
+    assert refused.status_code == 409 and "alice sent the offers" in refused.text
+    accepted = customer.post(
+        f"/r/{token}/offers/{offers[1].id}/accept",
+        {"card_number": "4242424242424242", "idempotency_key": "follow-up-1", **ADDRESS_FORM},
+    )
+    assert accepted.status_code == 303
+    late = alice.post(f"/operator/requests/{request_id}/offers", {"product_id": str(first), f"price_{first}": "8"})
+    assert late.status_code in (409, 422) and _status(site, request_id) == "paid"

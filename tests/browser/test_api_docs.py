@@ -6,42 +6,27 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import pytest
-from browser_support import CHROMIUM_ARGS, VIEWPORT, chromium_path, shot
-from webapp import build_catalog, start_site
-
-from vision.embedder import open_embedder
-
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = chromium_path()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no system Chromium (set VITRINE_CHROMIUM)")
+from browser_support import VIEWPORT, assert_accessible, shot
 
 
-@pytest.fixture(scope="module")
-def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
-    workspace = build_catalog(tmp_path_factory.mktemp("docs-catalog"), open_embedder("test-tiny", "onnx", store))
-    site, server = start_site(workspace)
-    yield site
-    server.stop()
-
-
-def test_the_docs_page_shows_every_operation_without_leaving_the_site(site):
+def test_the_docs_page_shows_every_operation_without_leaving_the_site(site, chromium):
     schema = site.client().get("/schema/openapi.json").json()
     operations = {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
     assert ("POST", "/api/search") in operations
     requested, problems = [], []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.on("request", lambda request: requested.append(request.url))
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-        page.goto(site.url + "/docs")
-        page.locator(".swagger-ui .opblock").first.wait_for(timeout=20_000)
-        shown = page.locator(".swagger-ui .opblock").count()
-        title = page.locator(".swagger-ui .info .title").inner_text()
-        shot(page, "api docs")
-        browser.close()
+    page = chromium.new_page(viewport=VIEWPORT)
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto(site.url + "/docs")
+    page.locator(".swagger-ui .opblock").first.wait_for(timeout=20_000)
+    shown = page.locator(".swagger-ui .opblock").count()
+    title = page.locator(".swagger-ui .info .title").inner_text()
+    # Swagger UI nests its "copy"/"expand" buttons inside each operation's summary button: its own
+    # markup, which we cannot change from outside. Every other axe-core rule applies.
+    assert_accessible(page, "api docs", skip_rules=("nested-interactive",))
+    shot(page, "api docs", accessible=False)
+    page.close()
     assert "Vitrine" in title
     assert shown == len(operations), f"the viewer shows {shown} operations, the document has {len(operations)}"
     own = urlsplit(site.url).netloc

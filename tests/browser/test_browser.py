@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from browser_support import CHROMIUM_ARGS, FLIPKART, VIEWPORT, build_browser_catalog, chromium_path, shot
 from catalogs import product_photo
+from delivery_support import fill_address, fill_shipment
 from sqlalchemy import func, select
 from webapp import SCRIPT_TITLE, start_site
 
 from vision.embedder import open_embedder
 from workflow import claims, offers_service
 from workflow.models import AuditEntry, Candidate, CustomerRequest, Offer, Payment, User
+from workflow.request_tokens import token_hash
 from workflow.users import add_user
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -95,7 +97,7 @@ def _photo_of(watch: dict[str, str]) -> Path:
 
 def _request(site, token: str) -> CustomerRequest:  # type: ignore[no-untyped-def]
     with site.sessions() as session:
-        request = session.scalar(select(CustomerRequest).where(CustomerRequest.token == token))
+        request = session.scalar(select(CustomerRequest).where(CustomerRequest.token_sha256 == token_hash(token)))
         assert request is not None
         session.expunge(request)
         return request
@@ -212,6 +214,7 @@ def customer_accepts_the_first_offer(page, site, token: str) -> None:  # type: i
         currency = session.get(Offer, first).currency
     expect(page.get_by_test_id(f"accept-{first}")).to_have_text(f"Accept and pay {price} {currency}")
     shot(page, "customer-3-offers")
+    fill_address(page, first)
     page.get_by_test_id(f"card-input-{first}").fill(TEST_CARD)
     page.get_by_test_id(f"accept-{first}").click()
 
@@ -327,7 +330,13 @@ def test_the_whole_loop_with_two_people_at_once(site, watches, open_page) -> Non
     operator.reload()
     expect(operator.get_by_test_id("request-status")).to_have_attribute("data-status", "paid")
     expect(operator.get_by_test_id("payment-row")).to_contain_text("authorised")
-    expect(operator.get_by_test_id("fulfil")).to_be_visible()
+    operator.get_by_test_id("fulfil").click()  # the confirmation is not ticked: the browser keeps the form
+    expect(operator.get_by_test_id("request-status")).to_have_attribute("data-status", "paid")
+    fill_shipment(operator)
+    operator.get_by_test_id("confirm-fulfil").check()
+    operator.get_by_test_id("fulfil").click()
+    expect(operator.get_by_test_id("request-status")).to_have_attribute("data-status", "fulfilled")
+    shot(operator, "operator-5-fulfilled")
 
 
 # --- escaping and bad input ----------------------------------------------------------------------

@@ -53,6 +53,7 @@ def _corrupt_index(home: Path) -> None:
     target.write_bytes(bytes(data))
 
 
+@pytest.mark.sqlite_only
 def test_doctor_runs_the_integrity_check_and_reports_damaged_pages(home: Path) -> None:
     healthy = runner.invoke(app, ["doctor", "--json"])
     assert healthy.exit_code == 0, healthy.output
@@ -73,6 +74,7 @@ def test_doctor_runs_the_integrity_check_and_reports_damaged_pages(home: Path) -
     assert text.exception is None or isinstance(text.exception, SystemExit)
 
 
+@pytest.mark.sqlite_only
 def test_doctor_reports_a_corrupt_index_with_the_rebuild_command(home: Path) -> None:
     _corrupt_index(home)
     broken = runner.invoke(app, ["doctor", "--json"])

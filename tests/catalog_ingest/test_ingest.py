@@ -70,6 +70,7 @@ def test_good_csv_becomes_searchable_products(tmp_path: Path, workspace, embedde
     assert check_workspace(workspace)["healthy"]
 
 
+@pytest.mark.sqlite_only
 def test_the_database_is_a_sqlite_file_in_wal_mode(tmp_path: Path, workspace, embedder):
     """WAL: a server reads while an ingest writes. The file says so to any other connection."""
     import sqlite3
@@ -218,6 +219,17 @@ def test_whole_file_problems_stop_before_anything_is_written(tmp_path: Path, wor
     with pytest.raises(CatalogError, match=r"lacks required column.*price"):
         ingest_catalog(write_csv(tmp_path / "c.csv", rows), "acme", embedder, workspace)
     assert not (workspace.home / "vitrine.db").exists() and not (workspace.home / "vectors").exists()
+
+
+def test_a_vendor_name_longer_than_its_column_is_refused_before_anything_is_written(
+    tmp_path: Path, workspace, embedder
+):
+    """SQLite would store 201 characters in VARCHAR(200); PostgreSQL refuses them mid-ingest. Both: a clear error."""
+    catalog = write_csv(tmp_path / "c.csv", make_rows(2))
+    for vendor in ("v" * 201, "  "):
+        with pytest.raises(CatalogError, match="vendor name is 1-200 characters"):
+            ingest_catalog(catalog, vendor, embedder, workspace)
+    assert ingest_catalog(catalog, "v" * 200, embedder, workspace).accepted == 2
 
 
 def test_reingest_is_idempotent_updates_only_what_changed_and_syncs(tmp_path: Path, workspace, embedder):

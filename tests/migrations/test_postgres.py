@@ -35,8 +35,8 @@ BASELINE_TABLES = {
 
 
 @pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory):
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+def postgres_url():
+    with postgres_server() as url:
         yield url
 
 

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from catalogs import product_photo
 from concierge import open_concierge
+from delivery_support import DELIVERY
 from sqlalchemy import func, select
 
 from vision.embedder import open_embedder
@@ -88,8 +89,10 @@ def test_an_accepted_offer_adds_the_stronger_label_and_keeps_the_offered_one(con
         products = [c.product_id for c in session.get(CustomerRequest, request_id).candidates[:2]]
     offer_ids = concierge.send(request_id, products)
     with concierge.sessions() as session:
-        token = session.get(CustomerRequest, request_id).token
-    offers_service.accept_offer(concierge.sessions, TestPaymentProvider(), token, offer_ids[1], APPROVED, "key-1")
+        token = concierge.token_of(request_id)
+    offers_service.accept_offer(
+        concierge.sessions, TestPaymentProvider(), token, offer_ids[1], APPROVED, "key-1", delivery=DELIVERY
+    )
     found = _pairs(concierge, request_id)
     assert [(p.product_id, p.label) for p in found] == [
         (products[0], "offered"),

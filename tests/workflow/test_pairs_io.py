@@ -9,6 +9,7 @@ import json
 import pytest
 from catalogs import product_photo
 from concierge import open_concierge
+from delivery_support import DELIVERY
 from search_catalog import build_workspace
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -40,9 +41,11 @@ def source(embedder, tmp_path_factory: pytest.TempPathFactory):
     concierge.claim(first)
     with concierge.sessions() as session:
         shown = [c.product_id for c in session.get(CustomerRequest, first).candidates]
-        token = session.get(CustomerRequest, first).token
+        token = concierge.token_of(first)
     offer_ids = concierge.send(first, shown[:2])
-    offers_service.accept_offer(concierge.sessions, TestPaymentProvider(), token, offer_ids[0], APPROVED, "k")
+    offers_service.accept_offer(
+        concierge.sessions, TestPaymentProvider(), token, offer_ids[0], APPROVED, "k", delivery=DELIVERY
+    )
     second = concierge.request(product_photo(802))
     concierge.claim(second)
     pairs.reject_shown(concierge.sessions, second, concierge.alice)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from delivery_support import ADDRESS, DELIVERY, SHIPMENT
 from litestar.testing import TestClient
 from shared_data import REPO_ROOT
 from sqlalchemy import select, update
@@ -54,6 +55,11 @@ class NoMail:
     def send(self, to: str, subject: str, body: str) -> None:
         pass
 
+    def send_template(
+        self, to: str, template: str, context: object, *, transactional: bool = True, session: object = None
+    ) -> None:
+        pass
+
 
 @dataclass
 class Shop:
@@ -78,7 +84,9 @@ class Shop:
         return request.token, request.id, offers
 
     def accept(self, token: str, offer_id: int, key: str, card: str = APPROVED):  # type: ignore[no-untyped-def]
-        return offers_service.accept_offer(self.sessions, self.provider, token, offer_id, card, key, secret="s3cret")
+        return offers_service.accept_offer(
+            self.sessions, self.provider, token, offer_id, card, key, delivery=DELIVERY, secret="s3cret"
+        )
 
     def request(self, request_id: int) -> CustomerRequest:
         with self.sessions() as session:
@@ -236,8 +244,11 @@ from sqlalchemy import event
 from catalog.db import make_engine, session_factory
 from workflow import offers_service
 from workflow.models import Payment
+from workflow.orders import check_delivery
 from workflow.payments import APPROVED, TestPaymentProvider
 
+ADDRESS = {"name": "A", "line1": "B 1", "city": "Berlin", "postcode": "10117", "country": "DE"}
+DELIVERY = check_delivery({**ADDRESS, "phone": "030 901820"})
 url, ledger, token, offer_id, point = sys.argv[1:6]
 sessions = session_factory(make_engine(url))
 provider = TestPaymentProvider(Path(ledger))
@@ -255,7 +266,7 @@ else:
         if any(isinstance(o, Payment) and o.status == status for o in list(session.identity_map.values())):
             die()
 
-offers_service.accept_offer(sessions, provider, token, int(offer_id), APPROVED, "k1")
+offers_service.accept_offer(sessions, provider, token, int(offer_id), APPROVED, "k1", delivery=DELIVERY)
 print("not killed")
 """
 
@@ -323,7 +334,9 @@ def test_a_kill_between_the_steps_is_settled_at_start_up(
         captures = ledger.execute("SELECT count(*) FROM outcomes WHERE operation = 'capture'").fetchone()[0]
     assert authorisations == (0 if point == "after the intent was recorded" else 1) and captures == 0
     if expected[1] == "offers_sent":  # a state the app moves on from: the customer pays another offer
-        assert offers_service.accept_offer(shop.sessions, provider, token, second, APPROVED, "k2").status
+        assert offers_service.accept_offer(
+            shop.sessions, provider, token, second, APPROVED, "k2", delivery=DELIVERY
+        ).status
         assert_settled(shop, provider)
     shop.sessions.kw["bind"].dispose()
 
@@ -442,22 +455,30 @@ def test_a_replayed_idempotency_key_with_another_body_is_refused(tiny, shop: Sho
     token, request_id, (first, second) = shop.offered()
     with serving(shop, shop.provider) as http:
         path = f"/api/requests/{token}/offers/{first}/accept"
-        accepted = http.post(path, json={"card_number": APPROVED}, headers={"Idempotency-Key": "j1"})
+        accepted = http.post(
+            path, json={"card_number": APPROVED, "delivery": ADDRESS}, headers={"Idempotency-Key": "j1"}
+        )
         assert accepted.status_code == 200 and accepted.json()["accept"]["replayed"] is False
-        replay = http.post(path, json={"card_number": "4242 4242 4242 4242"}, headers={"Idempotency-Key": "j1"})
+        replay = http.post(
+            path, json={"card_number": "4242 4242 4242 4242", "delivery": ADDRESS}, headers={"Idempotency-Key": "j1"}
+        )
         assert replay.status_code == 200 and replay.json()["accept"]["replayed"] is True
-        other_card = http.post(path, json={"card_number": OTHER_CARD}, headers={"Idempotency-Key": "j1"})
+        other_card = http.post(
+            path, json={"card_number": OTHER_CARD, "delivery": ADDRESS}, headers={"Idempotency-Key": "j1"}
+        )
         assert other_card.status_code == 422 and "Idempotency-Key" in other_card.json()["message"]
         other_offer = http.post(
             f"/api/requests/{token}/offers/{second}/accept",
-            json={"card_number": APPROVED},
+            json={"card_number": APPROVED, "delivery": ADDRESS},
             headers={"Idempotency-Key": "j1"},
         )
         assert other_offer.status_code == 422
     assert [op for op, _ in shop.provider.calls] == ["authorise"]
     assert [p.card_last4 for p in shop.payments(request_id)] == ["4242"]
     with pytest.raises(IdempotencyKeyReused):  # the service itself, without HTTP
-        offers_service.accept_offer(shop.sessions, shop.provider, token, first, OTHER_CARD, "j1", secret="other")
+        offers_service.accept_offer(
+            shop.sessions, shop.provider, token, first, OTHER_CARD, "j1", secret="other", delivery=DELIVERY
+        )
 
 
 @pytest.mark.parametrize(
@@ -505,12 +526,14 @@ def test_a_capture_that_does_not_answer_is_reported_and_retried_without_charging
         caplog.at_level(logging.WARNING, logger="vitrine.payments"),
         pytest.raises(PaymentFailed, match="did not answer the capture"),
     ):
-        offers_service.fulfil(shop.sessions, shop.provider, request_id, shop.alice, NoMail())
+        offers_service.fulfil(shop.sessions, shop.provider, request_id, shop.alice, NoMail(), **SHIPMENT)
     assert "capture did not answer" in caplog.text
     [payment] = shop.payments(request_id)
     assert payment.status == "authorised" and "did not answer" in payment.message
     assert shop.request(request_id).status == "paid"
-    offers_service.fulfil(shop.sessions, shop.provider, request_id, shop.alice, NoMail())  # the operator tries again
+    offers_service.fulfil(
+        shop.sessions, shop.provider, request_id, shop.alice, NoMail(), **SHIPMENT
+    )  # the operator tries again
     [payment] = shop.payments(request_id)
     assert (payment.status, shop.request(request_id).status) == ("captured", "fulfilled")
     assert [op for op, _ in shop.provider.calls].count("capture") == 1

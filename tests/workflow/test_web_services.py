@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from catalog.db import make_engine, session_factory
 from catalog.workspace import Workspace
+from mail.rendering import render
 from workflow import claims
 from workflow.errors import ClaimConflict, Invalid
 from workflow.models import AuditEntry, CustomerRequest, User
@@ -104,18 +105,23 @@ class _NoMail:
     def send(self, to: str, subject: str, body: str) -> None:
         self.sent.append((to, subject))
 
+    def send_template(
+        self, to: str, template: str, context: object, *, transactional: bool = True, session: object = None
+    ) -> None:
+        self.sent.append((to, render(template, context).subject))  # type: ignore[arg-type]
+
 
 def test_claims_and_estimates_over_a_plain_database(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'v.db'}")
     sessions = session_factory(engine)
-    alice = add_user(sessions, "alice", "operator", "password-1")
-    bob = add_user(sessions, "bob", "operator", "password-2")
+    alice = add_user(sessions, "alice", "operator", "amber kettle orbit 1")
+    bob = add_user(sessions, "bob", "operator", "velvet canyon drift 2")
     with pytest.raises(UserError):
-        add_user(sessions, "alice", "operator", "password-3")
+        add_user(sessions, "alice", "operator", "quiet lantern moss 3")
     with pytest.raises(UserError):
         add_user(sessions, "eve", "operator", "short")
-    assert authenticate(sessions, "alice", "password-1").id == alice.id
-    assert authenticate(sessions, "alice", "password-2") is None
+    assert authenticate(sessions, "alice", "amber kettle orbit 1").id == alice.id
+    assert authenticate(sessions, "alice", "velvet canyon drift 2") is None
     mail = _NoMail()
     photo = StoredPhoto("cd" * 32, 100, 80)
     first = create_request(sessions, check_wishes("c@d.ee", "", ""), photo, [], mail, "/r/{token}")
