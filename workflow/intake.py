@@ -26,8 +26,7 @@ BUDGET_FETCH = 5
 
 
 def _default_currency(sessions: sessionmaker) -> str:
-    with sessions() as session:
-        return rates.default_currency(session)
+    return rates.currency_choices(sessions)[1]
 
 
 def within_budget(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -210,8 +212,24 @@ def budget_check(
     return {"budget_state": "within" if amount <= budget else "over", "converted": converted}
 
 
+#: How long the budget's currency choices are reused: finding them scans the catalog's currencies,
+#: which a home page view should not pay for every time (a new currency shows within a minute).
+CHOICES_TTL_S = 60.0
+_choices: weakref.WeakKeyDictionary[sessionmaker, tuple[float, tuple[list[str], str]]] = weakref.WeakKeyDictionary()
+
+
 def currency_choices(sessions: sessionmaker) -> tuple[list[str], str]:
-    """The budget's currency choices (the catalog's currencies, those with a rate, EUR) and the default."""
+    """The budget's currency choices (the catalog's currencies, those with a rate, EUR) and the
+    default (the catalog's most common), kept for `CHOICES_TTL_S` per database."""
+    cached = _choices.get(sessions)
+    if cached is not None and time.monotonic() - cached[0] < CHOICES_TTL_S:
+        return cached[1]
+    found = _currency_choices(sessions)
+    _choices[sessions] = (time.monotonic(), found)
+    return found
+
+
+def _currency_choices(sessions: sessionmaker) -> tuple[list[str], str]:
     with sessions() as session:
         catalog = set(session.scalars(select(Product.currency).distinct()))
         rated = set(session.scalars(select(ExchangeRate.currency)))

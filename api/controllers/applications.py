@@ -152,6 +152,9 @@ class ApplicationsApiController(Controller):
         name="api_apply_operator",
         status_code=201,
         responses={
+            400: ResponseSpec(
+                ApiError, description="The body is not JSON or lacks a required field; `detail` names it"
+            ),
             409: ResponseSpec(ApiError, description="An application from this address is already waiting"),
             422: ResponseSpec(ApiError, description="A field is refused (`field` names it, e.g. `phone`)"),
             429: ResponseSpec(ApiError, description="Too many from this address; `Retry-After` says when to retry"),

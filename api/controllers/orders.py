@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.openapi import ResponseSpec
@@ -13,44 +14,48 @@ from sqlalchemy.orm import sessionmaker
 
 from api.bearer import EXCEPTION_HANDLERS, SECURITY, bearer_as
 from api.dependencies import Db, SignedIn
-from api.openapi_docs import ErrorBody
+from api.openapi_docs import ErrorBody, described
 from workflow import orders
 from workflow.errors import Forbidden
 
 
 @dataclass
 class DeliveryAddress:
-    kind: str
-    name: str
-    line1: str
-    line2: str
-    city: str
-    postcode: str
-    country: str
-    country_name: str
-    phone: str
+    """Where an order goes, as the customer gave it (checked when they accepted)."""
+
+    kind: Annotated[str, described("`ship` to this address (`pickup` once vendors have stores)")]
+    name: Annotated[str, described("The recipient's full name")]
+    line1: Annotated[str, described("Street and number")]
+    line2: Annotated[str, described("A second address line; may be empty")]
+    city: Annotated[str, described("The city or town")]
+    postcode: Annotated[str, described("The postcode")]
+    country: Annotated[str, described("The country, ISO 3166-1 alpha-2 (e.g. `DE`)")]
+    country_name: Annotated[str, described("The country's name in English (e.g. `Germany`)")]
+    phone: Annotated[str, described("The recipient's phone number for the carrier, E.164 (e.g. `+4930901820`)")]
 
 
 @dataclass
 class Tracking:
-    carrier: str
-    number: str
-    shipped_at: str
+    """The shipment, once the order is fulfilled."""
+
+    carrier: Annotated[str, described("The carrier, as the operator typed it (e.g. `DHL`)")]
+    number: Annotated[str, described("The carrier's tracking number")]
+    shipped_at: Annotated[str, described("When it was marked shipped (UTC, ISO 8601 to the second)")]
 
 
 @dataclass
 class VendorOrder:
     """One paid order of the vendor's product; `tracking` is null until it ships."""
 
-    number: str
-    product_id: int
-    title: str
-    price: str
-    currency: str
-    payment_status: str
-    paid_at: str | None
-    delivery: DeliveryAddress
-    tracking: Tracking | None
+    number: Annotated[str, described("The order number, e.g. `V-2026-000123` (the customer has it too)")]
+    product_id: Annotated[int, described("The catalog product's id")]
+    title: Annotated[str, described("The product's title when it was offered")]
+    price: Annotated[str, described("The price paid, a decimal as text, in `currency`")]
+    currency: Annotated[str, described("The price's currency, ISO 4217")]
+    payment_status: Annotated[str, described("`authorised` (held until shipped), `captured`, `refunded`, ...")]
+    paid_at: Annotated[str | None, described("When it was paid (UTC, ISO 8601 to the second)")]
+    delivery: Annotated[DeliveryAddress, described("Where the order goes")]
+    tracking: Annotated[Tracking | None, described("Carrier and tracking number; null until shipped")]
 
 
 def _orders_of(db: sessionmaker, vendor_id: int) -> list[VendorOrder]:

@@ -9,7 +9,7 @@ import dataclasses
 import functools
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
@@ -21,7 +21,8 @@ from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Searc
 from api.forms import upload_bytes
 from api.hosts import public_base
 from api.limits import UPLOAD_BODY_BYTES
-from api.openapi_docs import refusals
+from api.openapi_docs import described, refusals
+from api.request_shapes import AcceptedRequestView, CustomerRequestView
 from workflow import offers_service, orders
 from workflow.intake import submit_request
 from workflow.payments import PaymentProvider
@@ -34,12 +35,20 @@ class NewRequestForm:
     then stay within it, converted by the exchange rates where needed); `invitation` (the
     token of the invitation link) is needed while the site is in closed beta (VITRINE_ACCESS=waitlist)."""
 
-    photo: UploadFile
-    email: str
-    words: str | None = None
-    budget: str | None = None
-    budget_currency: str | None = None
-    invitation: str | None = None
+    photo: Annotated[UploadFile, described("The photo of the product: JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF")]
+    email: Annotated[str, described("Where the customer is told of offers and messages (with the request's link)")]
+    words: Annotated[
+        str | None, described("What the customer is looking for, in words (size, colour, ...); optional")
+    ] = None
+    budget: Annotated[
+        str | None, described("The most the customer wants to pay, e.g. `40` or `1,299.00`; optional")
+    ] = None
+    budget_currency: Annotated[
+        str | None, described("The budget's currency, ISO 4217 (e.g. `EUR`); default: the catalog's most common")
+    ] = None
+    invitation: Annotated[
+        str | None, described("The invitation link's token; required only while the site is in closed beta")
+    ] = None
 
 
 @dataclass
@@ -49,14 +58,16 @@ class DeliveryBody:
     (valid in that country; stored in E.164). A missing or bad one is a 422 whose `field` names it
     (`delivery.postcode`)."""
 
-    name: str = ""
-    line1: str = ""
-    line2: str = ""
-    city: str = ""
-    postcode: str = ""
-    country: str = ""
-    phone: str = ""
-    kind: str = "ship"
+    name: Annotated[str, described("The recipient's full name (required)")] = ""
+    line1: Annotated[str, described("Street and number (required)")] = ""
+    line2: Annotated[str, described("A second address line: flat, floor, c/o; optional")] = ""
+    city: Annotated[str, described("The city or town (required)")] = ""
+    postcode: Annotated[str, described("The postcode (required)")] = ""
+    country: Annotated[str, described("The country, ISO 3166-1 alpha-2 such as `DE` or `IN` (required)")] = ""
+    phone: Annotated[str, described("A phone number for the carrier, valid in `country` (required; kept in E.164)")] = (
+        ""
+    )
+    kind: Annotated[str, described("`ship` (the only choice today: pickup waits for vendors' stores)")] = "ship"
 
 
 @dataclass
@@ -65,15 +76,17 @@ class AcceptBody:
     the delivery. `card_number` is the older name of `card`, still accepted. Without `delivery` the
     answer is 422 with `field: "delivery"`."""
 
-    card: str | None = None
-    delivery: DeliveryBody | None = None
-    card_number: str | None = None
+    card: Annotated[str | None, described("The card number, 12-19 digits (spaces are fine)")] = None
+    delivery: Annotated[
+        DeliveryBody | None, described("Where the order goes (required: without it the answer is 422)")
+    ] = None
+    card_number: Annotated[str | None, described("The older name of `card`, still accepted")] = None
 
 
-def _as_json(request: Request, view: dict[str, Any], payments: PaymentProvider) -> dict[str, Any]:
+def _as_json(request: Request, view: dict[str, Any], payments: PaymentProvider) -> CustomerRequestView:
     view["url"] = f"{public_base(request)}/r/{view['token']}"
     view["test_mode"] = payments.is_test  # TEST MODE: no money moves
-    return view
+    return cast(CustomerRequestView, view)
 
 
 class RequestsApiController(Controller):
@@ -98,7 +111,7 @@ class RequestsApiController(Controller):
         payments: Payments,
         outbox: Mail,
         link: RequestLink,
-    ) -> dict[str, Any]:
+    ) -> CustomerRequestView:
         """Create a request from a photo; the answer holds its token, its page address and the instant matches.
         In closed beta, without a valid `invitation` the answer is 403 saying how to join the waitlist."""
         await require_invitation(settings, db, data.invitation)
@@ -123,7 +136,7 @@ class RequestsApiController(Controller):
         operation_id="ApiRequestsTokenApiGetRequest",
         responses=refusals(400, 404),
     )
-    async def read(self, request: Request, token: FromPath[str], db: Db, payments: Payments) -> dict[str, Any]:
+    async def read(self, request: Request, token: FromPath[str], db: Db, payments: Payments) -> CustomerRequestView:
         """A request by its token: status, expected reply time, matches, offers, messages, payment."""
         return _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
 
@@ -145,7 +158,7 @@ class RequestsApiController(Controller):
         outbox: Mail,
         settings: AppSettings,
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)] = None,
-    ) -> dict[str, Any]:
+    ) -> AcceptedRequestView:
         """Accept one offer and authorise its price on the card. Repeating the call with the same
         Idempotency-Key returns the first outcome; the same key with another offer or card is refused
         (422); a second accept on the request is refused (409). The answer's `order` holds the order
@@ -161,6 +174,6 @@ class RequestsApiController(Controller):
             idempotency_key or secrets.token_urlsafe(16),
             outbox,
         )
-        view = _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
+        view = cast(dict[str, Any], _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments))
         view["accept"] = {"payment_id": result.payment_id, "status": result.status, "replayed": result.replayed}
-        return view
+        return cast(AcceptedRequestView, view)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
@@ -28,7 +28,7 @@ from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_415_UNSUPPORTED_MED
 
 from api.dependencies import Search
 from api.limits import read_form
-from api.openapi_docs import SearchFormOperation, refusals
+from api.openapi_docs import SearchFormOperation, described, refusals
 from catalog.money import PriceError, parse_price
 from catalog.search_service import QueryInput
 from index.filters import SearchFilter
@@ -172,6 +172,30 @@ async def read_search_form(request: Request) -> SearchForm:
     return SearchForm.from_form(await read_form(request))
 
 
+class ProductHitShape(TypedDict):
+    """One product found by `POST /api/search`."""
+
+    product_id: Annotated[int, described("The catalog product's id")]
+    sku: Annotated[str, described("The vendor's stock-keeping unit for it")]
+    vendor: Annotated[str, described("The vendor selling it")]
+    title: Annotated[str, described("The product's title")]
+    price: Annotated[str, described("The catalog price, a decimal as text, in `currency`")]
+    currency: Annotated[str, described("The price's currency, ISO 4217")]
+    category: Annotated[str, described("The product's catalog category; may be empty")]
+    in_stock: Annotated[bool, described("Whether the vendor has it in stock")]
+    score: Annotated[float, described("How close it is to the query: cosine similarity, higher is closer")]
+    image_id: Annotated[int, described("The id of the product image (or customer view) that matched best")]
+
+
+class SearchResults(TypedDict):
+    """Ranked products, best first, one entry per product."""
+
+    model: Annotated[str, described("The embedding model that searched (e.g. `vit-b-32-laion2b`)")]
+    count: Annotated[int, described("How many products are in `results`")]
+    took_ms: Annotated[float, described("How long the search took on the server, in milliseconds")]
+    results: Annotated[list[ProductHitShape], described("The products, best first")]
+
+
 class SearchController(Controller):
     path = "/api/search"
     tags = ("search",)
@@ -185,7 +209,7 @@ class SearchController(Controller):
         operation_class=SearchFormOperation,  # the form this handler decodes itself, in the document
         responses=refusals(400, 413, 415, 429),
     )
-    async def search_products(self, request: Request, search: Search) -> dict[str, Any]:
+    async def search_products(self, request: Request, search: Search) -> SearchResults:
         """Ranked products for a photo and/or words, best first (one entry per product)."""
         began = time.perf_counter()
         query = await (await read_search_form(request)).query()

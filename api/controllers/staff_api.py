@@ -16,7 +16,7 @@ import asyncio
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from litestar import Controller, Request, delete, get, post
 from litestar.exceptions import TooManyRequestsException
@@ -30,7 +30,8 @@ from api.controllers.sign_in import second_factor_refusal
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, SignedIn
 from api.hosts import public_base
 from api.limits import sign_in_failed, sign_in_lock
-from api.openapi_docs import ErrorBody
+from api.openapi_docs import ErrorBody, described
+from api.request_shapes import ListCounts, StaffRequestView
 from workflow import (
     api_tokens,
     claims,
@@ -62,7 +63,7 @@ TOKEN_NOTE = (
 class StaffApiError(ErrorBody):
     """A refusal as JSON; on a 409 for a claim, `holder` names the operator holding it."""
 
-    holder: str | None = None
+    holder: Annotated[str | None, described("On a 409 for a claim: the operator holding it; otherwise null")] = None
 
 
 _WHY = {
@@ -93,21 +94,23 @@ class TokenRequest:
     """A staff or vendor account's name and password; `code` is the current 6-digit TOTP code for an
     account with two-factor sign-in."""
 
-    name: str
-    password: str
-    code: str = ""
+    name: Annotated[str, described("The staff or vendor account's name, as on the sign-in form")]
+    password: Annotated[str, described("The account's password")]
+    code: Annotated[str, described("The current 6-digit TOTP code; empty for an account without two-factor")] = ""
 
 
 @dataclass
 class IssuedToken:
     """Send `token` as `Authorization: Bearer <token>`; it stops working at `expires_at`."""
 
-    token: str
-    token_type: str
-    expires_at: datetime
-    expires_in: int
-    name: str
-    role: str
+    token: Annotated[str, described("The bearer token; send it as `Authorization: Bearer <token>`")]
+    token_type: Annotated[str, described("Always `bearer`")]
+    expires_at: Annotated[datetime, described("When the token stops working (UTC, ISO 8601)")]
+    expires_in: Annotated[int, described("The token's lifetime from now, in seconds")]
+    name: Annotated[str, described("The account the token acts as")]
+    role: Annotated[
+        str, described("The account's role: `operator`, `admin` or `vendor` (vendors only reach vendor routes)")
+    ]
 
 
 @dataclass
@@ -115,34 +118,38 @@ class RequestRow:
     """One request of a list. `holder` is who holds the claim (queue) or handles it (other lists);
     `last_message` is the customer's unanswered words (messages list)."""
 
-    id: int
-    token: str | None
-    url: str | None
-    status: str
-    waiting_s: float
-    words: str
-    category: str
-    holder: str | None
-    claim_expires_at: datetime | None
-    last_message: str
-    photo_url: str
+    id: Annotated[int, described("The request's number, for `/api/staff/requests/{request_id}`")]
+    token: Annotated[str | None, described("The customer's key to the request; null when it cannot be derived again")]
+    url: Annotated[str | None, described("The customer's page of the request; null with `token`")]
+    status: Annotated[str, described("The request's state, e.g. `queued`, `claimed`, `offers_sent`, `paid`, `closed`")]
+    waiting_s: Annotated[float, described("Seconds since the request last changed (the queue: since it was sent)")]
+    words: Annotated[str, described("What the customer wrote with the photo; may be empty")]
+    category: Annotated[str, described("The catalog category the request was filed under; empty when unknown")]
+    holder: Annotated[
+        str | None, described("Who holds the claim (queue) or handles the request (other lists); null if no one")
+    ]
+    claim_expires_at: Annotated[datetime | None, described("When the current claim lapses (UTC); null when unclaimed")]
+    last_message: Annotated[str, described("The customer's unanswered message (the messages list); empty elsewhere")]
+    photo_url: Annotated[str, described("The customer's photo, a staff-only address relative to the site")]
 
 
 @dataclass
 class ReasonBody:
     """Why (releasing: for the next operator; cancelling: the customer is told)."""
 
-    reason: str
+    reason: Annotated[
+        str, described("Why, in words; required (releasing: for the next operator; cancelling: sent to the customer)")
+    ]
 
 
 @dataclass
 class Crop:
     """The region to search for, as fractions of the photo (x + w and y + h at most 1)."""
 
-    x: float
-    y: float
-    w: float
-    h: float
+    x: Annotated[float, described("Left edge, as a fraction of the photo's width (0..1)")]
+    y: Annotated[float, described("Top edge, as a fraction of the photo's height (0..1)")]
+    w: Annotated[float, described("Width, as a fraction of the photo's width (x + w at most 1)")]
+    h: Annotated[float, described("Height, as a fraction of the photo's height (y + h at most 1)")]
 
 
 @dataclass
@@ -150,30 +157,32 @@ class SearchBody:
     """A search again: the photo (optionally cropped) and/or words, with filters. Prices are written
     as in offers (`40`, `1,299.00`); `in_stock` true or false filters on stock, null does not."""
 
-    crop: Crop | None = None
-    words: str = ""
-    use_photo: bool = True
-    min_price: str | None = None
-    max_price: str | None = None
-    category: str = ""
-    vendor: str = ""
-    in_stock: bool | None = None
+    crop: Annotated[Crop | None, described("Search only this region of the photo; null for the whole photo")] = None
+    words: Annotated[str, described("Words to search for, alone or refining the photo; may be empty")] = ""
+    use_photo: Annotated[bool, described("Whether to search with the customer's photo (false: the words alone)")] = True
+    min_price: Annotated[
+        str | None, described("Lowest price, written as in offers (`40`, `1,299.00`); null for none")
+    ] = None
+    max_price: Annotated[str | None, described("Highest price, written as in offers; null for none")] = None
+    category: Annotated[str, described("Only products of this catalog category; empty for all")] = ""
+    vendor: Annotated[str, described("Only products of this vendor (its name); empty for all")] = ""
+    in_stock: Annotated[bool | None, described("true: only in stock; false: only out of stock; null: either")] = None
 
 
 @dataclass
 class MessageBody:
     """A message to the customer (at most 2,000 characters); they get it by e-mail too."""
 
-    body: str
+    body: Annotated[str, described("The message, plain text, at most 2,000 characters")]
 
 
 @dataclass
 class OfferItem:
     """One product offered at a price in the product's currency (`39.90`, `1,299.00`)."""
 
-    product_id: int
-    price: str
-    note: str = ""
+    product_id: Annotated[int, described("The catalog product offered (a candidate's `product_id`)")]
+    price: Annotated[str, described("The price asked, in the product's currency, e.g. `39.90` or `1,299.00`")]
+    note: Annotated[str, described("A note for the customer about this offer; may be empty")] = ""
 
 
 @dataclass
@@ -181,8 +190,10 @@ class OffersBody:
     """One to ten offers; `expires_in_hours` between 0.25 and 720 (default: the site's offer lifetime).
     An empty list is refused (422), as the form refuses sending with nothing ticked."""
 
-    offers: list[OfferItem]
-    expires_in_hours: float | None = None
+    offers: Annotated[list[OfferItem], described("One to ten offers, shown to the customer in this order")]
+    expires_in_hours: Annotated[
+        float | None, described("Hours until the offers expire, 0.25 to 720; null for the site's default")
+    ] = None
 
 
 @dataclass
@@ -190,8 +201,8 @@ class FulfilBody:
     """The shipment: carrier (e.g. DHL) and tracking number, at most 80 characters each; both
     required for a shipped order, neither for one picked up at a store."""
 
-    carrier: str = ""
-    tracking: str = ""
+    carrier: Annotated[str, described("The carrier, e.g. `DHL`, at most 80 characters; empty for a pickup")] = ""
+    tracking: Annotated[str, described("The carrier's tracking number, at most 80 characters; empty for a pickup")] = ""
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -211,10 +222,12 @@ def _request_view(db: sessionmaker, request_id: int, user: User, settings: Setti
     return view
 
 
-async def _respond(request: Request, db: sessionmaker, request_id: int, user: User, settings: Settings) -> dict:
+async def _respond(
+    request: Request, db: sessionmaker, request_id: int, user: User, settings: Settings
+) -> StaffRequestView:
     view = await asyncio.to_thread(_request_view, db, request_id, user, settings)
     view["url"] = _page_url(request, view["token"])
-    return view
+    return cast(StaffRequestView, view)
 
 
 def _rows(request: Request, found: list, tokens: dict[int, str | None]) -> list[RequestRow]:
@@ -326,12 +339,12 @@ class StaffApiController(Controller):
         return _rows(request, found, tokens)
 
     @get("/counts", name="api_staff_counts", sync_to_thread=True, responses=refusals(401, 403))
-    def counts(self, user: SignedIn, db: Db) -> dict[str, int]:
+    def counts(self, user: SignedIn, db: Db) -> ListCounts:
         """How many requests each list holds now."""
-        return operator_views.counts(db, user)
+        return cast(ListCounts, operator_views.counts(db, user))
 
     @post("/next", name="api_staff_claim_next", status_code=200, responses=refusals(401, 403, 404))
-    async def claim_next(self, request: Request, user: SignedIn, db: Db, settings: AppSettings) -> dict[str, Any]:
+    async def claim_next(self, request: Request, user: SignedIn, db: Db, settings: AppSettings) -> StaffRequestView:
         """Claim the request at the head of the queue (404 when the queue is empty); answers it."""
         mine = await asyncio.to_thread(applications.categories_of, db, user.id)
         request_id = await asyncio.to_thread(claims.claim_next, db, user, settings.claim_ttl_s, mine)
@@ -339,10 +352,10 @@ class StaffApiController(Controller):
             raise NotFound("The queue is empty: nothing to claim.", "Try again later.")
         return await _respond(request, db, request_id, user, settings)
 
-    @get("/{request_id:int}", name="api_staff_request", responses=refusals(401, 403, 404), description=TOKEN_NOTE)
+    @get("/{request_id:int}", name="api_staff_request", responses=refusals(400, 401, 403, 404), description=TOKEN_NOTE)
     async def read(
         self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """The request as the workbench shows it: status, claim, candidates of the latest search,
         offers, messages, payments and audit trail (reading it renews the reader's own claim)."""
         return await _respond(request, db, request_id, user, settings)
@@ -350,7 +363,7 @@ class StaffApiController(Controller):
     @post("/{request_id:int}/claim", name="api_staff_claim", status_code=200, responses=ACTION)
     async def claim(
         self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Claim the request (or renew one's own claim). 409 when another operator holds it (`holder`)."""
         await asyncio.to_thread(claims.claim, db, request_id, user, settings.claim_ttl_s)
         return await _respond(request, db, request_id, user, settings)
@@ -364,7 +377,7 @@ class StaffApiController(Controller):
         user: SignedIn,
         db: Db,
         settings: AppSettings,
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Put the claimed request back in the queue, saying why (422 without a reason)."""
         await asyncio.to_thread(claims.release, db, request_id, user, data.reason)
         return await _respond(request, db, request_id, user, settings)
@@ -379,7 +392,7 @@ class StaffApiController(Controller):
         db: Db,
         search: Search,
         settings: AppSettings,
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Search again (the claim holder, or the sender of the offers). The hits become the new
         candidates; with none, the previous candidates stay and `search.hits` is 0."""
         how = workbench.parse_refinement(_refinement_form(data))
@@ -392,7 +405,7 @@ class StaffApiController(Controller):
     @post("/{request_id:int}/none-match", name="api_staff_none_match", status_code=200, responses=ACTION)
     async def none_match(
         self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """None of the shown candidates is the product: recorded as rejected pairs; nothing else changes."""
         await asyncio.to_thread(pairs.reject_shown, db, request_id, user)
         return await _respond(request, db, request_id, user, settings)
@@ -413,7 +426,7 @@ class StaffApiController(Controller):
         outbox: Mail,
         link: RequestLink,
         settings: AppSettings,
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Write to the customer (e-mailed to them with their link)."""
         await asyncio.to_thread(
             offers_service.post_operator_message, db, request_id, user, data.body, outbox, link, settings.secret_key
@@ -432,7 +445,7 @@ class StaffApiController(Controller):
         link: RequestLink,
         search: Search,
         settings: AppSettings,
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Send offers (validated as the workbench's form: prices, notes, expiry, products in the
         catalog); the claim is released and the customer e-mailed. The sender (or an admin) may send
         more while they are out."""
@@ -460,7 +473,7 @@ class StaffApiController(Controller):
         user: SignedIn,
         db: Db,
         settings: AppSettings,
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Withdraw one offer (its sender or an admin); the call is the confirmation."""
         await asyncio.to_thread(offers_service.withdraw_offer, db, request_id, offer_id, user)
         return await _respond(request, db, request_id, user, settings)
@@ -482,7 +495,7 @@ class StaffApiController(Controller):
         outbox: Mail,
         link: RequestLink,
         settings: AppSettings,
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Capture the paid request's payment and mark it shipped with the carrier and tracking number
         (both required unless the customer picks the order up; 422 before any money moves); the
         customer gets a receipt with both. The browser asks for a ticked confirmation: here this
@@ -496,7 +509,7 @@ class StaffApiController(Controller):
     @post("/{request_id:int}/close", name="api_staff_close", status_code=200, responses=ACTION)
     async def close(
         self, request: Request, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Close the request (no offer will follow)."""
         await asyncio.to_thread(offers_service.close, db, request_id, user)
         return await _respond(request, db, request_id, user, settings)
@@ -512,7 +525,7 @@ class StaffApiController(Controller):
         payments: Payments,
         outbox: Mail,
         settings: AppSettings,
-    ) -> dict[str, Any]:
+    ) -> StaffRequestView:
         """Cancel the request for the customer, who is told the reason; a held payment is released.
         The browser asks for a ticked confirmation: here this explicit call is the confirmation."""
         await asyncio.to_thread(offers_service.cancel_by_operator, db, payments, request_id, user, data.reason, outbox)

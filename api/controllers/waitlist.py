@@ -142,6 +142,7 @@ class WaitlistApiController(Controller):
         status_code=201,
         responses={
             200: ResponseSpec(WaitlistPlace, description="The address was already in line: its entry, unchanged"),
+            400: ResponseSpec(ApiError, description="The body is not JSON or lacks `email`; `detail` says which"),
             422: ResponseSpec(ApiError, description="The address is not valid; `field` is `email`"),
             429: ResponseSpec(ApiError, description="Too many from this address; `Retry-After` says when to retry"),
         },
@@ -158,7 +159,10 @@ class WaitlistApiController(Controller):
     @get(
         "/{entry_id:str}",
         name="api_waitlist_entry",
-        responses={404: ResponseSpec(ApiError, description="No entry has this id")},
+        responses={
+            400: ResponseSpec(ApiError, description="The request is malformed; `detail` says how"),
+            404: ResponseSpec(ApiError, description="No entry has this id"),
+        },
     )
     async def read(self, request: Request, entry_id: FromPath[str], db: Db, settings: AppSettings) -> WaitlistPlace:
         """An entry by the id from the join answer: its place in line, verified, invited."""

@@ -2,20 +2,31 @@
 
 A client author reading /docs should learn what each field means without reading the code: every
 property of every component schema has a `description`, every operation a summary or description,
-and no documented JSON answer is a bare untyped object (a handler returning `dict[str, Any]`).
+and no documented JSON answer is a bare untyped object (a handler returning `dict[str, Any]`). The
+answers built as plain dictionaries (`api/request_shapes.py`) are checked against the real ones of a
+whole journey, so the document neither misses a key nor states a wrong type.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
+from catalogs import product_photo
+from delivery_support import ADDRESS, SHIPMENT
+from jsonschema import Draft202012Validator
 from litestar.testing import TestClient
+from webapp import build_catalog, start_site
 
 from api.app import create_app
 from catalog.workspace import Workspace
+from vision.embedder import open_embedder
+from workflow.payments import APPROVED
 from workflow.settings import Settings
+from workflow.users import add_user
 
 #: JSON answers that stay untyped objects on purpose, each with why.
 UNTYPED_ANSWERS_ALLOWED: dict[tuple[str, str, str], str] = {}
@@ -106,3 +117,101 @@ def test_the_walk_finds_what_it_should():
         }
     }
     assert list(_undescribed(schema, "S")) == ["S.a[].b"]
+
+
+def _strict(node: Any) -> Any:
+    """The document with every object that lists its properties closed to others: a key the answer
+    has and the document does not is an undescribed field."""
+    if isinstance(node, dict):
+        closed = {key: _strict(value) for key, value in node.items()}
+        if "properties" in closed and "additionalProperties" not in closed:
+            closed["additionalProperties"] = False
+        return closed
+    if isinstance(node, list):
+        return [_strict(value) for value in node]
+    return node
+
+
+class Contract:
+    """Checks real answers against what the document states for their operation and status."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = _strict(copy.deepcopy(document))
+
+    def check(self, answer: httpx.Response, path: str, method: str = "post") -> dict[str, Any]:
+        assert answer.status_code < 300, answer.text
+        documented = self.document["paths"][path][method]["responses"][str(answer.status_code)]
+        schema = documented["content"]["application/json"]["schema"]
+        validator = Draft202012Validator({**self.document, **schema})
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(answer.json())]
+        assert not errors, f"{method.upper()} {path} {answer.status_code}:\n" + "\n".join(errors)
+        return answer.json()
+
+
+def test_real_answers_match_their_documented_shapes(tiny, store, tmp_path: Any) -> None:
+    workspace = build_catalog(tmp_path, open_embedder("test-tiny", "onnx", store))
+    site, server = start_site(workspace)
+    add_user(site.sessions, "docs", "operator", "a long documented password")
+    try:
+        with httpx.Client(base_url=site.url, timeout=60) as http:
+            contract = Contract(http.get("/schema/openapi.json").json())
+            contract.check(http.get("/api/health"), "/api/health", "get")
+            contract.check(http.post("/api/search", data={"text": "blue mug"}), "/api/search")
+            photo = {"photo": ("p.jpg", product_photo(5, size=200), "image/jpeg")}
+            made = http.post("/api/requests", data={"email": "c@d.ee", "budget": "50"}, files=photo)
+            token = contract.check(made, "/api/requests")["token"]
+            contract.check(http.get(f"/api/requests/{token}"), "/api/requests/{token}", "get")
+
+            issued = http.post("/api/staff/token", json={"name": "docs", "password": "a long documented password"})
+            staff = {"Authorization": f"Bearer {contract.check(issued, '/api/staff/token')['token']}"}
+            contract.check(http.get("/api/staff/requests/counts", headers=staff), "/api/staff/requests/counts", "get")
+            rows = contract.check(http.get("/api/staff/requests", headers=staff), "/api/staff/requests", "get")
+            request_id = next(row["id"] for row in rows if row["token"] == token)
+            base = f"/api/staff/requests/{request_id}"
+            contract.check(http.post(f"{base}/claim", headers=staff), "/api/staff/requests/{request_id}/claim")
+            said = http.post(f"{base}/messages", headers=staff, json={"body": "Which colour?"})
+            assert contract.check(said, "/api/staff/requests/{request_id}/messages")["messages"][-1]["name"] == "docs"
+            found = contract.check(
+                http.post(f"{base}/search", headers=staff, json={"words": "mug", "crop": None}),
+                "/api/staff/requests/{request_id}/search",
+            )
+            offer = [{"product_id": found["candidates"][0]["product_id"], "price": "25.00", "note": "fits"}]
+            sent = contract.check(
+                http.post(f"{base}/offers", headers=staff, json={"offers": offer}),
+                "/api/staff/requests/{request_id}/offers",
+            )
+            accepted = http.post(
+                f"/api/requests/{token}/offers/{sent['sent_offer_ids'][0]}/accept",
+                json={"card": APPROVED, "delivery": ADDRESS},
+            )
+            contract.check(accepted, "/api/requests/{token}/offers/{offer_id}/accept")
+            contract.check(
+                http.post(f"{base}/fulfil", headers=staff, json=SHIPMENT), "/api/staff/requests/{request_id}/fulfil"
+            )
+            shown = contract.check(http.get(f"/api/requests/{token}"), "/api/requests/{token}", "get")
+            assert shown["order"]["tracking"]["number"] == SHIPMENT["tracking"]  # the fullest shape was checked
+            contract.check(http.get(base, headers=staff), "/api/staff/requests/{request_id}", "get")
+    finally:
+        server.stop()
+
+
+def test_the_contract_check_flags_an_undocumented_key_and_a_wrong_type() -> None:
+    shape = {"properties": {"n": {"type": "integer"}}, "type": "object"}
+    document = {
+        "paths": {
+            "/x": {
+                "get": {
+                    "responses": {
+                        "200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/X"}}}}
+                    }
+                }
+            }
+        },
+        "components": {"schemas": {"X": shape}},
+    }
+    contract = Contract(document)
+    request = httpx.Request("GET", "http://x/x")
+    assert contract.check(httpx.Response(200, json={"n": 1}, request=request), "/x", "get") == {"n": 1}
+    for wrong in ({"n": 1, "extra": 2}, {"n": "1"}):
+        with pytest.raises(AssertionError, match=r"extra|not of type"):
+            contract.check(httpx.Response(200, json=wrong, request=request), "/x", "get")

@@ -12,6 +12,7 @@ import re
 import pytest
 from browser_support import VIEWPORT, assert_accessible
 from catalogs import product_photo
+from delivery_support import paid_request
 from litestar.routes import HTTPRoute
 from sqlalchemy import select
 
@@ -58,11 +59,13 @@ def _pages(site) -> dict[str, tuple[str | None, str]]:  # type: ignore[no-untype
         olive = session.scalar(select(User.id).where(User.name == "olive"))
         link = password_links.issue(session, olive)
         session.commit()
+    paid = paid_request(site, "olive", product_photo(22))  # an order, for its receipt page
     return {
         "/": (None, "/"),
         "/login": (None, "/login"),
         "/my-requests": (None, "/my-requests"),
         "/r/{token:str}": (None, f"/r/{token}"),
+        "/r/{token:str}/receipt": (None, f"/r/{paid}/receipt"),
         "/waitlist": (None, "/waitlist"),
         "/waitlist/{public_id:str}": (None, f"/waitlist/{entry}"),
         "/apply/operator": (None, "/apply/operator"),

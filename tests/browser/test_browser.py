@@ -103,13 +103,15 @@ def _request(site, token: str) -> CustomerRequest:  # type: ignore[no-untyped-de
         return request
 
 
-def customer_sends_a_photo(page, site, photo: Path, words: str, budget: str, email: str) -> str:  # type: ignore[no-untyped-def]
+def customer_sends_a_photo(page, site, photo: Path, words: str, budget: str, email: str, currency: str = "") -> str:  # type: ignore[no-untyped-def]
     """Fill the home page form and submit; returns the token of the request page landed on."""
     page.goto(site.url + "/")
     expect(page.get_by_test_id("test-banner")).to_have_text("TEST MODE — no money moves")
     page.get_by_test_id("photo-input").set_input_files(photo)
     page.get_by_test_id("words-input").fill(words)
     page.get_by_test_id("budget-input").fill(budget)
+    if currency:
+        page.get_by_test_id("budget-currency").select_option(currency)
     page.get_by_test_id("email-input").fill(email)
     expect(page.get_by_test_id("photo-error")).to_be_hidden()
     shot(page, "customer-1-home-form")
@@ -262,8 +264,8 @@ def test_customer_sends_a_photo_and_sees_the_request(site, watches, open_page) -
     watch = watches[3]
     page = open_page()
     token = customer_sends_a_photo(
-        page, site, _photo_of(watch), "the same watch, with a <b>black</b> strap", "1500", "ana@example.com"
-    )
+        page, site, _photo_of(watch), "the same watch, with a <b>black</b> strap", "6000", "ana@example.com", "INR"
+    )  # the watch costs 4995 INR: within the budget (the EUR products have no rate here: shown apart)
     assert len(token) >= 32
     expect(page.get_by_test_id("request-status")).to_have_text("Waiting for an operator")
     expect(page.get_by_test_id("request-words")).to_have_text("the same watch, with a <b>black</b> strap")
@@ -278,7 +280,7 @@ def test_customer_sends_a_photo_and_sees_the_request(site, watches, open_page) -
         "ana@example.com",
         "the same watch, with a <b>black</b> strap",
     )
-    assert str(request.budget).startswith("1500")
+    assert (str(request.budget), request.budget_currency) == ("6000.00", "INR")
     page.goto(site.url + "/r/" + token[:-1] + ("A" if token[-1] != "A" else "B"))  # one character off
     expect(page.get_by_test_id("error")).to_have_attribute("data-status", "404")
 

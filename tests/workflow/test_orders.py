@@ -203,7 +203,12 @@ def test_a_globex_order_is_listed_for_globex_only(concierge) -> None:
 def test_rates_are_checked_and_read_from_csv() -> None:
     row = rates.check_rate("inr", "91,50", "2026-12-01", "ECB")
     assert (row.currency, row.per_base, row.as_of) == ("INR", Decimal("91.50000000"), date(2026, 12, 1))
-    for bad in (("EUR", "1", "2026-12-01"), ("INR", "-3", "2026-12-01"), ("INR", "abc", "2026-12-01")):
+    for bad in (
+        ("EUR", "1", "2026-12-01"),
+        ("ABC", "1", "2026-12-01"),
+        ("INR", "-3", "2026-12-01"),
+        ("INR", "x", "2026-12-01"),
+    ):
         with pytest.raises(Invalid):
             rates.check_rate(*bad)
     with pytest.raises(Invalid, match="date"):
