@@ -4,7 +4,7 @@ data folder) and one Chromium per module. A module that needs another site defin
 from __future__ import annotations
 
 import pytest
-from browser_support import CHROMIUM_ARGS, chromium_path
+from browser_support import CHROMIUM_ARGS, VIEWPORT, chromium_path
 from webapp import build_catalog, start_site
 
 from vision.embedder import open_embedder
@@ -31,3 +31,25 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def open_page(chromium):
+    """A factory of fresh pages, one browser context (own cookies) each. Any JavaScript dialog or
+    uncaught page error fails the test: the pages must never run injected code or crash."""
+    contexts, dialogs, errors = [], [], []
+
+    def make():  # type: ignore[no-untyped-def]
+        context = chromium.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert dialogs == [], f"a JavaScript dialog fired: {dialogs}"
+    assert errors == [], f"the page raised: {errors}"

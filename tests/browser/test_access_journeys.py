@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from access_support import AccessSite, small_catalog, start_access_site
-from browser_support import CHROMIUM_ARGS, VIEWPORT, chromium_path, shot
+from browser_support import chromium_path, shot
 from catalogs import product_photo
 
 from access import waitlist
@@ -40,33 +40,6 @@ def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     add_user(site.sessions, "ada", "admin", ADMIN_PASSWORD)
     yield site
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def open_page(chromium):
-    """Fresh pages, one browser context (own cookies) each; a page error fails the test."""
-    contexts, errors = [], []
-
-    def make():  # type: ignore[no-untyped-def]
-        context = chromium.new_context(viewport=VIEWPORT)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert errors == [], f"the page raised: {errors}"
 
 
 def admin_signs_in(page, site: AccessSite, where: str) -> None:  # type: ignore[no-untyped-def]

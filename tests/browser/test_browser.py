@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM_ARGS, FLIPKART, VIEWPORT, build_browser_catalog, chromium_path, shot
+from browser_support import FLIPKART, build_browser_catalog, chromium_path, shot
 from catalogs import product_photo
 from delivery_support import fill_address, fill_shipment
 from sqlalchemy import func, select
@@ -56,36 +56,6 @@ def site(shop):
 @pytest.fixture(scope="module")
 def watches(shop) -> list[dict[str, str]]:
     return shop[1]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def open_page(chromium):
-    """A factory of fresh pages, one browser context (own cookies) each. Any JavaScript dialog or
-    uncaught page error fails the test: the pages must never run injected code or crash."""
-    contexts, dialogs, errors = [], [], []
-
-    def make():  # type: ignore[no-untyped-def]
-        context = chromium.new_context(viewport=VIEWPORT)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert dialogs == [], f"a JavaScript dialog fired: {dialogs}"
-    assert errors == [], f"the page raised: {errors}"
 
 
 # --- steps (shared by the single journeys and the whole loop) ------------------------------------

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM_ARGS, VIEWPORT, chromium_path, shot
+from browser_support import chromium_path, shot
 from catalogs import product_photo
 from delivery_support import ADDRESS, SHIPMENT, fill_address, fill_shipment
 from sqlalchemy import select, update
@@ -49,32 +49,6 @@ def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
         session.commit()
     yield site
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def open_page(chromium):
-    contexts, errors = [], []
-
-    def make():  # type: ignore[no-untyped-def]
-        context = chromium.new_context(viewport=VIEWPORT)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert errors == [], f"the page raised: {errors}"
 
 
 def _send_photo(page, site, tmp_path: Path, row: int, budget: str = "", currency: str = "EUR") -> str:  # type: ignore[no-untyped-def]

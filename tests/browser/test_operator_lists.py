@@ -59,6 +59,16 @@ def test_lists_show_requests_with_offers_out_and_counts_update_in_place(site, li
     expect(page.locator('[data-testid="view-offers_out"]')).to_have_attribute("aria-current", "page")
     shot(page, "lists 2 offers out")
 
+    # Follow-up (item 2): from "Offers out" the operator opens the request, ticks another candidate and
+    # adds it while the first offer stays open.
+    page.click(f'[data-testid="open-{first}"]')
+    expect(page.get_by_test_id("follow-up-note")).to_be_visible()
+    page.locator('input[name="product_id"]').nth(1).check()
+    expect(page.get_by_test_id("send-offers")).to_have_text("Add the ticked offers")
+    page.click('[data-testid="send-offers"]')
+    expect(page.locator('[data-testid="sent-offer"][data-status="sent"]')).to_have_count(2)
+    shot(page, "lists 2b follow-up offer added")
+
     # A new request arrives: after the next poll the count changes where it is, and the live region says so.
     page.goto(site.url + "/operator")
     page.evaluate("window.vitrineMarker = 'still the same page'")
