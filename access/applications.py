@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass, field
 
 import phonenumbers
-from phonenumbers import NumberParseException, ValidationResult
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,14 +26,8 @@ from workflow import audit, users
 from workflow.claims import actor
 from workflow.errors import Conflict, NotFound
 from workflow.models import User, now
+from workflow.phones import PhoneInvalid, to_e164
 
-_REASONS = {
-    ValidationResult.INVALID_COUNTRY_CODE: "its country code is not valid",
-    ValidationResult.TOO_SHORT: "it is too short",
-    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "it is too short (a local number: add the area code)",
-    ValidationResult.INVALID_LENGTH: "it has the wrong number of digits",
-    ValidationResult.TOO_LONG: "it is too long",
-}
 MAX_NOTE = 2000
 
 
@@ -42,16 +35,9 @@ def normalise_phone(raw: str, country: str) -> str:
     """`raw` as dialled in `country` (ISO 3166 alpha-2), in E.164; `FieldInvalid` ("phone") saying why not."""
     region = country_code(country)
     try:
-        number = phonenumbers.parse((raw or "").strip(), region)
-    except NumberParseException as exc:
-        raise FieldInvalid("phone", f"The phone number cannot be read: {exc._msg}") from None
-    possible = phonenumbers.is_possible_number_with_reason(number)
-    if possible != ValidationResult.IS_POSSIBLE:
-        reason = _REASONS.get(possible, "it cannot be a phone number")
-        raise FieldInvalid("phone", f"The phone number is not valid for {region}: {reason}.")
-    if not phonenumbers.is_valid_number_for_region(number, region) and not phonenumbers.is_valid_number(number):
-        raise FieldInvalid("phone", f"The phone number is not valid for {region}: no such number is in use there.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return to_e164(raw, region)
+    except PhoneInvalid as exc:
+        raise FieldInvalid("phone", str(exc)) from None
 
 
 def country_code(raw: str) -> str:

@@ -13,7 +13,6 @@ loop). A URL-encoded body on such a route is read whole and parsed in a worker t
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from litestar import Request, Response
 from litestar._parsers import parse_url_encoded_form_data
@@ -22,12 +21,10 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE
 from sqlalchemy.orm import sessionmaker
 
-from api.errors import error_response
+from api.errors import crash, error_response
 from vision.decode import UPLOAD_LIMITS
 from workflow import sign_in_throttle
 from workflow.settings import Settings
-
-log = logging.getLogger("vitrine.limits")
 
 #: The photo routes' body: the photo at the upload limit plus the form's other fields and framing.
 UPLOAD_BODY_BYTES = UPLOAD_LIMITS.max_bytes + 64 * 1024
@@ -66,14 +63,7 @@ def nested_too_deep(request: Request, exc: RecursionError) -> Response:
             "The JSON body is nested too deeply to read.",
             "Send a flat JSON object as the API documentation at /schema describes.",
         )
-    log.exception("recursion error on %s %s", request.method, request.url.path)
-    return error_response(
-        request,
-        500,
-        "Something went wrong on our side",
-        "The server hit an unexpected problem and nothing was changed by it.",
-        "Please try again in a minute. If it keeps happening, contact support.",
-    )
+    return crash(request, exc)  # a recursion anywhere else is a bug of ours: the usual 500 page, logged
 
 
 def _client(request: Request) -> str:

@@ -17,25 +17,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import phonenumbers
 import pycountry
-from phonenumbers import NumberParseException, ValidationResult
 from sqlalchemy import DateTime, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.db import Base
 from workflow.errors import Invalid
 from workflow.models import CustomerRequest, Offer, Payment, now, utc
+from workflow.phones import PhoneInvalid, to_e164
 
 KINDS = ("ship", "pickup")
 LIMITS = {"name": 200, "line1": 200, "line2": 200, "city": 120, "postcode": 20, "carrier": 80, "tracking": 80}
-_PHONE_REASONS = {
-    ValidationResult.INVALID_COUNTRY_CODE: "its country code is not valid",
-    ValidationResult.TOO_SHORT: "it is too short",
-    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "it is too short (add the area code)",
-    ValidationResult.INVALID_LENGTH: "it has the wrong number of digits",
-    ValidationResult.TOO_LONG: "it is too long",
-}
 
 
 class DeliveryInvalid(Invalid):
@@ -137,18 +129,9 @@ def check_phone(raw: str, country: str) -> str:
     if not raw:
         raise DeliveryInvalid("delivery.phone", "Please give a phone number for the carrier.")
     try:
-        number = phonenumbers.parse(raw, country)
-    except NumberParseException as exc:
-        raise DeliveryInvalid("delivery.phone", f"The phone number cannot be read: {exc._msg}") from None
-    possible = phonenumbers.is_possible_number_with_reason(number)
-    if possible != ValidationResult.IS_POSSIBLE:
-        reason = _PHONE_REASONS.get(possible, "it cannot be a phone number")
-        raise DeliveryInvalid("delivery.phone", f"The phone number is not valid for {country}: {reason}.")
-    if not phonenumbers.is_valid_number(number):
-        raise DeliveryInvalid(
-            "delivery.phone", f"The phone number is not valid for {country}: no such number is in use."
-        )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return to_e164(raw, country)
+    except PhoneInvalid as exc:
+        raise DeliveryInvalid("delivery.phone", str(exc)) from None
 
 
 def record_intent(session: Session, payment: Payment, offer: Offer, delivery: Delivery) -> Order:
