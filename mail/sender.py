@@ -32,6 +32,11 @@ log = logging.getLogger("vitrine.mail")
 _DUE = (MailStatus.QUEUED.value, MailStatus.SENDING.value)
 
 
+#: What a delivered (or suppressed) message keeps of its bodies: nothing. A failed one keeps them, for
+#: whoever looks into why (`vitrine mail status`).
+_FORGOTTEN = {"text": "", "html": ""}
+
+
 def _utc(moment: datetime) -> datetime:
     """SQLite hands times back without their zone; they are all UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
@@ -128,7 +133,8 @@ class Sender:
             suppressed = not row.transactional and unsubscribe.is_suppressed(session, row.recipient)
             message = compose_row(row, self.settings.sender)
         if suppressed:  # unsubscribed after the message was queued
-            self._finish(message_id, attempt, status=MailStatus.SUPPRESSED.value, last_error="the address unsubscribed")
+            gone = MailStatus.SUPPRESSED.value
+            self._finish(message_id, attempt, status=gone, last_error="the address unsubscribed", **_FORGOTTEN)
             result.suppressed += 1
             return
         try:
@@ -158,7 +164,11 @@ class Sender:
                 result.retried += 1
             result.errors.append(str(exc))
             return
-        self._finish(message_id, attempt, status=MailStatus.SENT.value, sent_at=self.clock(), last_error="")
+        # The bodies carry request links, which are keys: once delivered they are not kept at rest
+        # (the subject, recipient, template and times stay as the record).
+        self._finish(
+            message_id, attempt, status=MailStatus.SENT.value, sent_at=self.clock(), last_error="", **_FORGOTTEN
+        )
         result.sent += 1
 
     def run_once(self, limit: int = 500) -> PassResult:

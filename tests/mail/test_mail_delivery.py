@@ -94,6 +94,8 @@ def test_an_enqueued_template_message_arrives_with_a_text_and_an_html_part(sessi
     assert smtp.handler.envelopes == [("shop@shop.example", ["c@example.com"])]
     sent = only_row(sessions)
     assert sent.status == "sent" and sent.attempts == 1 and sent.sent_at is not None and sent.last_error == ""
+    assert "abc123" in queued.text and (sent.text, sent.html) == ("", "")  # the link (a key) is not kept once sent
+    assert sent.subject == "Offers for your Vitrine request" and sent.recipient == "c@example.com"
     assert sender_for(sessions, plain(smtp)).run_once().sent == 0  # never twice
 
 
