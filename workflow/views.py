@@ -200,25 +200,65 @@ def operator_view(session: Session, request: CustomerRequest) -> dict:
     return view
 
 
-VENDOR_SHOWN = 200  # products and offers a vendor page lists
+VENDOR_SHOWN = 200  # offers a vendor page lists
+VENDOR_PAGE = 50  # products per page of the vendor's list
 
 
-def vendor_overview(db: sessionmaker, vendor_id: int) -> dict:
-    """The vendor's name, first products by title, product count, latest offers and paid orders."""
+def _offer_state(offer: Offer, request_status: str) -> str:
+    """What became of an offer, as a vendor follows it: an accepted offer goes on to paid and fulfilled
+    with its request (the offer row itself stays `accepted`)."""
+    if offer.status == "accepted" and request_status in ("paid", "fulfilled", "closed", "cancelled"):
+        return request_status
+    return offer.status
+
+
+def vendor_overview(db: sessionmaker, vendor_id: int, page: int = 1, q: str = "") -> dict:
+    """The vendor's name, one page of products (`q` matches title or SKU, any case), the latest offers
+    with what became of them, and paid orders."""
+    q = (q or "").strip()[:100]
     with db() as session:
         vendor = session.get(Vendor, vendor_id)
+        mine = Product.vendor_id == vendor_id
+        if q:
+            pattern = f"%{q.lower()}%"
+            mine = mine & (func.lower(Product.title).like(pattern) | func.lower(Product.sku).like(pattern))
+        total = session.scalar(select(func.count()).select_from(Product).where(mine)) or 0
+        pages = max(1, -(-total // VENDOR_PAGE))
+        page = min(max(1, page), pages)
         products = session.scalars(
-            select(Product).where(Product.vendor_id == vendor_id).order_by(Product.title).limit(VENDOR_SHOWN)
+            select(Product)
+            .where(mine)
+            .order_by(Product.title, Product.id)
+            .offset((page - 1) * VENDOR_PAGE)
+            .limit(VENDOR_PAGE)
         ).all()
-        total = session.scalar(select(func.count()).select_from(Product).where(Product.vendor_id == vendor_id))
-        offers = session.scalars(
-            select(Offer).where(Offer.vendor_id == vendor_id).order_by(Offer.id.desc()).limit(VENDOR_SHOWN)
+        offers = session.execute(
+            select(Offer, CustomerRequest.status)
+            .join(CustomerRequest, CustomerRequest.id == Offer.request_id)
+            .where(Offer.vendor_id == vendor_id)
+            .order_by(Offer.id.desc())
+            .limit(VENDOR_SHOWN)
         ).all()
         paid = orders.vendor_orders(session, vendor_id)
         return {
             "vendor": vendor.name if vendor else "",
             "products": products,
             "total": total,
-            "offers": offers,
+            "page": page,
+            "pages": pages,
+            "first": (page - 1) * VENDOR_PAGE + 1 if total else 0,
+            "last": min(page * VENDOR_PAGE, total),
+            "q": q,
+            "offers": [
+                {
+                    "id": offer.id,
+                    "title": offer.title,
+                    "price": offer.price,
+                    "currency": offer.currency,
+                    "state": _offer_state(offer, status),
+                    "sent": _iso(offer.created_at),
+                }
+                for offer, status in offers
+            ],
             "orders": paid,
         }

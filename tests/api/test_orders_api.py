@@ -5,6 +5,8 @@ edits exchange rates on /admin/rates."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from catalogs import product_photo
@@ -147,6 +149,9 @@ def test_a_vendor_lists_its_own_orders_only(site, http) -> None:
     assert browser.login("acme-shop", PASSWORD).status_code == 303
     page = browser.get("/vendor").text
     assert numbers[acme_token] in page and numbers[globex_token] not in page and "Unter den Linden 1" in page
+    # The offer reads as what became of it (paid), not as the offer row's frozen "accepted".
+    state = re.search(rf'<td>{acme_offer}</td>.*?data-testid="vendor-offer-state">([^<]+)<', page, re.S)
+    assert state is not None and state.group(1) == "Paid (card authorised)"
     browser.close()
 
     assert http.get("/api/vendor/orders").status_code == 401

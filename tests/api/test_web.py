@@ -883,6 +883,34 @@ def test_vendor_sees_their_products_and_offers_only(site, customer) -> None:
     assert vendor.get("/operator").status_code == 403
 
 
+def test_the_vendor_pages_and_searches_their_products(site, monkeypatch) -> None:
+    """645 products used to show as the first 200 with no notice; now pages of VENDOR_PAGE, a search by
+    title or SKU in any case, and the count of what matched."""
+    from catalog.db import Product, Vendor
+    from workflow import views
+
+    monkeypatch.setattr(views, "VENDOR_PAGE", 7)
+    with site.sessions() as session:
+        acme = session.scalar(select(Vendor.id).where(Vendor.name == "acme"))
+        total = session.scalar(select(func.count()).select_from(Product).where(Product.vendor_id == acme))
+    add_user(site.sessions, "acme-pager", "vendor", PASSWORD, vendor_id=acme)
+    vendor = site.client()
+    vendor.login("acme-pager", PASSWORD)
+    first = vendor.get("/vendor").text
+    assert first.count('data-testid="vendor-product"') == 7 and f"Showing 1 to 7 of {total}." in first
+    assert 'data-testid="vendor-next"' in first and 'data-testid="vendor-prev"' not in first
+    second = vendor.get("/vendor?page=2").text
+    assert f"Showing 8 to 14 of {total}." in second and 'data-testid="vendor-prev"' in second
+    shown = set(re.findall(r'<tr data-testid="vendor-product"><td>([^<]+)</td>', first))
+    assert not shown & set(re.findall(r'<tr data-testid="vendor-product"><td>([^<]+)</td>', second))
+    last = vendor.get("/vendor?page=999").text  # past the end: the last page
+    assert f"of {total}." in last and 'data-testid="vendor-next"' not in last
+    found = vendor.get("/vendor?q=sku-00003").text
+    assert found.count('data-testid="vendor-product"') == 1 and "SKU-00003" in found and "Showing 1 to 1 of 1." in found
+    assert "No products match." in vendor.get("/vendor?q=no-such-thing").text
+    vendor.close()
+
+
 def test_a_body_over_the_server_limit_is_refused_with_a_page(site, customer) -> None:
     before = _requests_count(site)
     huge = b"\xff\xd8" + b"\x00" * (site.settings.max_upload_bytes + 2_000_000)
