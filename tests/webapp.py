@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +20,11 @@ from catalog.workspace import Workspace
 from catalog_ingest.ingest import ingest_catalog
 from workflow.payments import TestPaymentProvider
 from workflow.settings import Settings
+from workflow.users import add_user
 
 SCRIPT_TITLE = "<script>alert(1)</script>"
+#: The staff most web tests sign in as: two operators (a claim holder and another) and an admin.
+STAFF = (("alice", "operator"), ("bob", "operator"), ("root", "admin"))
 _CSRF_INPUT = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
@@ -110,3 +115,15 @@ def start_site(workspace: Workspace, **overrides) -> tuple[Site, ServerThread]: 
     server = ServerThread(app)
     url = server.start()
     return Site(url, settings, payments, app), server
+
+
+@contextmanager
+def staffed_site(folder: Path, embedder, password: str, staff=STAFF, **overrides) -> Iterator[Site]:  # type: ignore[no-untyped-def]
+    """A running site over the small test catalog in `folder`, with `staff` accounts sharing `password`."""
+    site, server = start_site(build_catalog(folder, embedder), **overrides)
+    for name, role in staff:
+        add_user(site.sessions, name, role, password)
+    try:
+        yield site
+    finally:
+        server.stop()

@@ -28,8 +28,9 @@ MAX_LISTED = 20
 ACTION = "requests.links_mailed"
 
 
-def _address_key(email: str) -> str:
-    return hashlib.sha256(b"vitrine-finder:" + email.encode()).hexdigest()
+def _actor(email: str) -> str:
+    """Who asked, in the audit trail: a hash of the address, never the address itself."""
+    return "customer:" + hashlib.sha256(b"vitrine-finder:" + email.encode()).hexdigest()[:32]
 
 
 def mail_my_requests(sessions: sessionmaker, email: str, outbox: Outbox, link: str, secret: str) -> int:
@@ -37,13 +38,13 @@ def mail_my_requests(sessions: sessionmaker, email: str, outbox: Outbox, link: s
     email = (email or "").strip().lower()
     if "@" not in email or len(email) > 254:
         raise Invalid("Please give the e-mail address you used for your requests.")
-    key = _address_key(email)
+    asker = _actor(email)
     moment = now()
     with sessions() as session:
         recent = session.scalar(
             select(func.count(AuditEntry.id)).where(
                 AuditEntry.action == ACTION,
-                AuditEntry.actor == f"customer:{key[:32]}",
+                AuditEntry.actor == asker,
                 AuditEntry.at >= moment - timedelta(hours=1),
             )
         )
@@ -66,7 +67,7 @@ def mail_my_requests(sessions: sessionmaker, email: str, outbox: Outbox, link: s
             }
             for request in requests
         ]
-        audit.record(session, f"customer:{key[:32]}", ACTION, None, count=len(listed))
+        audit.record(session, asker, ACTION, None, count=len(listed))
         outbox.send_template(email, "my_requests", {"requests": listed}, session=session)
         session.commit()
         return len(listed)

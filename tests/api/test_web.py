@@ -17,7 +17,7 @@ from images import png_header_only
 from PIL import Image
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
-from webapp import SCRIPT_TITLE, build_catalog, start_site
+from webapp import SCRIPT_TITLE, staffed_site
 
 from catalog.db import Product
 from cli.main import app as cli_app
@@ -35,12 +35,8 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("web-catalog"), embedder)
-    site, server = start_site(workspace)
-    for name, role in (("alice", "operator"), ("bob", "operator"), ("root", "admin")):
-        add_user(site.sessions, name, role, PASSWORD)
-    yield site
-    server.stop()
+    with staffed_site(tmp_path_factory.mktemp("web-catalog"), embedder, PASSWORD) as site:
+        yield site
 
 
 @pytest.fixture

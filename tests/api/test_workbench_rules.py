@@ -10,7 +10,7 @@ import pytest
 from catalogs import product_photo
 from delivery_support import ADDRESS_FORM
 from sqlalchemy import select
-from webapp import build_catalog, start_site
+from webapp import staffed_site
 
 from catalog.db import Product
 from vision.embedder import open_embedder
@@ -18,7 +18,6 @@ from workflow import offers_service
 from workflow.errors import ClaimConflict
 from workflow.models import AuditEntry, Candidate, CustomerRequest, Offer, User
 from workflow.request_tokens import token_hash
-from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
 
@@ -26,12 +25,8 @@ PASSWORD = "correct horse battery"
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("rules-catalog"), embedder)
-    site, server = start_site(workspace)
-    for name, role in (("alice", "operator"), ("bob", "operator"), ("root", "admin")):
-        add_user(site.sessions, name, role, PASSWORD)
-    yield site
-    server.stop()
+    with staffed_site(tmp_path_factory.mktemp("rules-catalog"), embedder, PASSWORD) as site:
+        yield site
 
 
 @pytest.fixture
