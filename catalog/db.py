@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     Numeric,
@@ -100,6 +101,56 @@ class IngestJob(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class Store(Base):
+    """A vendor's shop where customers can see a product or collect an order (issue 15).
+
+    `code` is the vendor's own name for it (unique per vendor; what stock files and the API use).
+    `opening_hours` is the parsed weekly schedule (`catalog.opening_hours`), read in the store's
+    IANA `timezone`, so "open now" is right wherever the server runs."""
+
+    __tablename__ = "stores"
+    __table_args__ = (UniqueConstraint("vendor_id", "code", name="uq_store_vendor_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(Text, default="")
+    postcode: Mapped[str] = mapped_column(String(20), default="")
+    city: Mapped[str] = mapped_column(String(120), default="")
+    country: Mapped[str] = mapped_column(String(2), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    opening_hours: Mapped[dict] = mapped_column(JSON, default=dict)
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+
+class StoreStock(Base):
+    """How many of a product one store holds. A row with quantity 0 and no row mean the same."""
+
+    __tablename__ = "store_stock"
+
+    store_id: Mapped[int] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True, index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+
+class StockVersion(Base):
+    """One counter per vendor, raised by every change to its stores or their stock, so a serving
+    process knows cheaply (one small query) when its in-memory stock map is out of date."""
+
+    __tablename__ = "stock_versions"
+
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
 
 def database_url(home: Path) -> str:
