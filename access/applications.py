@@ -21,12 +21,12 @@ from access.emails import normalise_email
 from access.errors import FieldInvalid
 from access.models import OperatorApplication, OperatorCategory
 from catalog.db import Product
+from catalog.phones import PhoneInvalid, to_e164
 from mail.outbox import Outbox
 from workflow import audit, users
 from workflow.claims import actor
 from workflow.errors import Conflict, NotFound
 from workflow.models import User, now
-from workflow.phones import PhoneInvalid, to_e164
 
 MAX_NOTE = 2000
 

@@ -39,6 +39,7 @@ from api.controllers.docs import DocsController
 from api.controllers.health import HealthController
 from api.controllers.images import ImagesController
 from api.controllers.mail import MailController
+from api.controllers.nearby import NearbyController
 from api.controllers.operator import OperatorController
 from api.controllers.orders import VendorOrdersController
 from api.controllers.rates import RatesController
@@ -47,6 +48,17 @@ from api.controllers.search import SearchController
 from api.controllers.sign_in import SignInController
 from api.controllers.staff_api import StaffApiController, StaffTokenController
 from api.controllers.vendor import VendorController
+from api.controllers.vendor_accounts import (
+    AdminVendorApplicationsController,
+    VendorApplicationPagesController,
+    VendorApplicationsApiController,
+    VendorKeysApiController,
+    VendorTeamController,
+)
+from api.controllers.vendor_catalogs import VendorCatalogsApiController, VendorCatalogsPagesController
+from api.controllers.vendor_outbox import VendorOutboxApiController, VendorOutboxPagesController
+from api.controllers.vendor_products import VendorProductsApiController
+from api.controllers.vendor_stores import VendorStoresApiController, VendorStoresPagesController
 from api.controllers.waitlist import WaitlistApiController, WaitlistPagesController
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
@@ -63,12 +75,14 @@ from catalog.db_check import HealthProbe
 from catalog.index_watch import watch_index
 from catalog.leftovers import clean_leftovers
 from catalog.search_service import SearchService
+from catalog_ingest.jobs import JobRunner
 from mail.delivery import transport_for
 from mail.durable import DatabaseOutbox
 from mail.outbox import Outbox
 from mail.sender import Sender, delivering
 from mail.settings import public_url
 from vision.decode import DecodeLimits
+from vision.embedder import open_embedder
 from workflow.payment_saga import reconcile_every
 from workflow.payments import PaymentProvider, open_provider
 from workflow.settings import Settings
@@ -87,8 +101,9 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
     # No page needs the browser's powerful features; the upload form's camera capture is the file
-    # picker's, not getUserMedia, so the camera is off too.
-    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=()",
+    # picker's, not getUserMedia, so the camera is off too. Geolocation only for this site's own pages
+    # ("Use my location" on the request form and page, asked only when pressed), never for a frame.
+    "permissions-policy": "camera=(), microphone=(), geolocation=(self), payment=(), usb=(), serial=()",
 }
 
 
@@ -163,6 +178,25 @@ def create_app(
             yield
 
     @contextlib.asynccontextmanager
+    async def run_ingest_jobs(app: Litestar) -> AsyncIterator[None]:
+        """Work the catalog upload queue in the background (catalog_ingest.jobs); stop it at shutdown,
+        where a job in the middle stops after its batch and is queued again."""
+        runner = None
+        if settings.ingest_workers > 0:
+            runner = JobRunner(
+                app.state.sessions,
+                settings.workspace,
+                lambda: open_embedder(settings.model, settings.backend),  # type: ignore[arg-type]
+                workers=settings.ingest_workers,
+            ).start()
+        app.state.ingest_jobs = runner
+        try:
+            yield
+        finally:
+            if runner is not None:
+                await asyncio.to_thread(runner.stop)
+
+    @contextlib.asynccontextmanager
     async def keep_index_current(app: Litestar) -> AsyncIterator[None]:
         """While serving, reopen the catalog index when another process has ingested; then close up."""
         task = None
@@ -199,6 +233,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             CustomerController,
+            NearbyController,
             ImagesController,
             MailController,
             SignInController,
@@ -215,14 +250,26 @@ def create_app(
             WaitlistApiController,
             ApplicationPagesController,
             ApplicationsApiController,
+            VendorApplicationPagesController,
+            VendorApplicationsApiController,
+            AdminVendorApplicationsController,
+            VendorTeamController,
+            VendorKeysApiController,
             AdminController,
             RatesController,
             VendorOrdersController,
+            VendorOutboxPagesController,
+            VendorOutboxApiController,
+            VendorCatalogsPagesController,
+            VendorCatalogsApiController,
+            VendorProductsApiController,
+            VendorStoresPagesController,
+            VendorStoresApiController,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
         ],
         dependencies=DEPENDENCIES,
         state=state,
-        lifespan=[keep_index_current, reconcile_payments, apply_time_limits, deliver_mail],
+        lifespan=[keep_index_current, reconcile_payments, apply_time_limits, deliver_mail, run_ingest_jobs],
         on_startup=[lambda: clean_leftovers(settings.workspace, sessions)],  # what killed runs left behind
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(template_environment())),
         csrf_config=CSRFConfig(

@@ -7,6 +7,9 @@ site. The guard puts the token's user where `api.auth.viewer_of` keeps the signe
 
 Refusals: no token, a malformed, unknown, expired or revoked one, or a disabled account is 401 (with
 `WWW-Authenticate: Bearer`); a valid token of the wrong role (a vendor on staff routes) is 403.
+
+Vendor API keys (`vvk_...`, `access.vendor_keys`) are accepted by guards that let vendors in, acting as
+the key's creator; on any other route a key is 401 (it is no staff credential at all).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 
+from access import vendor_keys
 from api.auth import USER_KEY, Guard
 from api.errors import service_error
 from workflow import api_tokens
@@ -35,7 +39,10 @@ COMPONENTS = Components(
             scheme="bearer",
             description=(
                 "A staff or vendor token from `POST /api/staff/token` (valid 12 hours; ended by "
-                "`DELETE /api/staff/token`, `vitrine users sessions revoke NAME` or disabling the account)."
+                "`DELETE /api/staff/token`, `vitrine users sessions revoke NAME` or disabling the account). "
+                "The vendor routes (`/api/vendor/...`) also take a vendor API key (`vvk_...`, made on "
+                "/vendor/team, shown once, revocable there); it acts as the vendor user who created it and "
+                "never works on staff routes."
             ),
         )
     }
@@ -60,12 +67,20 @@ def bearer_as(*roles: str) -> Guard:
     """A guard letting through a bearer token whose user has one of `roles` (401 / 403 otherwise)."""
 
     async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        if bearer_token(connection) is None:
+        token = bearer_token(connection)
+        if token is None:
             raise SignInRequired(
                 "This route needs a bearer token.",
                 "Get one from POST /api/staff/token and send it as 'Authorization: Bearer <token>'.",
             )
-        user = await bearer_user(connection)
+        if vendor_keys.is_key(token):
+            if "vendor" not in roles:
+                raise SignInRequired(
+                    "A vendor API key cannot use this route.", "Staff routes need a token from POST /api/staff/token."
+                )
+            user = await asyncio.to_thread(vendor_keys.user_of, connection.app.state.sessions, token)
+        else:
+            user = await bearer_user(connection)
         if user is None:
             raise SignInRequired(
                 "The token is not valid: unknown, expired, revoked, or its account is switched off.",

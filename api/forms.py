@@ -40,6 +40,11 @@ class RequestForm:
     budget: str = ""
     budget_currency: str = ""
     photo: UploadFile | None = None
+    # Where the customer is, only if they chose to say (`workflow.locations`): a typed postcode or
+    # city, or the browser's position after they pressed "Use my location".
+    place: str = ""
+    lat: str = ""
+    lon: str = ""
 
     def chosen_photo(self) -> UploadFile | None:
         return self.photo
@@ -172,7 +177,7 @@ def typed_offers(form: dict[str, Any]) -> dict[str, Any]:
     picked = form.get("product_id") or []
     typed: dict[str, Any] = {"picked": [picked] if isinstance(picked, str) else [str(p) for p in picked]}
     for key, value in form.items():
-        if key.startswith(("price_", "note_")) or key == "expires_in_hours":
+        if key.startswith(("price_", "note_", "pickup_")) or key == "expires_in_hours":
             typed[key] = value[-1] if isinstance(value, list) and value else value
     return typed
 

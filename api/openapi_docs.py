@@ -86,6 +86,9 @@ SEARCH_FORM = Schema(
         "category": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING), description="Repeatable"),
         "vendor": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING), description="Repeatable"),
         "in_stock": _text("true or false"),
+        "near": _text("The customer's place as 'lat,lon' in degrees: each hit then lists stores holding it"),
+        "within_km": _text("Radius in km (above 0, at most 500) for the stores and for in_stock_nearby (default 10)"),
+        "in_stock_nearby": _text("true: only products in stock in a store within within_km of near"),
     },
 )
 

@@ -63,7 +63,9 @@ RULES = (
         what="messages",
     ),
     Rule("waitlist", r"/waitlist|/api/waitlist/?", 30, what="waitlist sign-ups"),
-    Rule("applications", r"/apply/operator|/api/applications/operator/?", 30, what="applications"),
+    Rule(
+        "applications", r"/apply/(?:operator|vendor)|/api/applications/(?:operator|vendor)/?", 30, what="applications"
+    ),
     # Each may send an e-mail (at most 3 an hour per address, workflow.request_finder): few per client too.
     Rule("find_requests", r"/my-requests", 10, what="look-ups of earlier requests"),
 )

@@ -25,7 +25,67 @@ class Converted(TypedDict):
     as_of: Annotated[str | None, described("The date of the older of the two rates used (ISO 8601); null if unknown")]
 
 
-class Match(TypedDict):
+class NearbyStore(TypedDict):
+    """A store holding the product near the customer's shared location (as `/api/search` hits' `stores`)."""
+
+    code: Annotated[str, described("The vendor's code for the store")]
+    name: Annotated[str, described("The store's name")]
+    distance_km: Annotated[float, described("Distance from the customer's location in km (great circle)")]
+    quantity: Annotated[int, described("How many the store holds now")]
+    open_now: Annotated[bool | None, described("Whether the store is open at this moment (its own time zone)")]
+    address: Annotated[str, described("The store's street address; may be empty")]
+
+
+class SharedLocation(TypedDict):
+    """Where the customer said they are, by their consent (a typed place or their device's position)."""
+
+    lat: Annotated[float, described("Latitude in degrees, rounded to about 100 m")]
+    lon: Annotated[float, described("Longitude in degrees, rounded to about 100 m")]
+    label: Annotated[str, described("What it is shown as: the place as found, or `your device's location`")]
+    source: Annotated[str, described("`typed` (a postcode or city), `device` (the browser) or `api` (`near`)")]
+
+
+class PickupStoreShape(TypedDict):
+    """A store where an offer may be (or an order is to be) collected."""
+
+    id: Annotated[int, described("The store's id")]
+    code: Annotated[str, described("The vendor's code for the store")]
+    name: Annotated[str, described("The store's name")]
+    address: Annotated[str, described("Street address")]
+    postcode: Annotated[str, described("Postcode")]
+    city: Annotated[str, described("City")]
+    country: Annotated[str, described("Country, ISO 3166-1 alpha-2")]
+    opening_hours: Annotated[str, described("Opening hours as text (e.g. `Mo-Fr 09:00-18:00`); empty if not given")]
+
+
+class _NearbyFacts(TypedDict, total=False):
+    """Keys present only where nearby applies (a page with a shared location, offers with pickup)."""
+
+    stores: Annotated[
+        list[NearbyStore],
+        described("With a shared location: the nearest stores holding it, nearest first (absent without one)"),
+    ]
+
+
+class _OfferNearby(_NearbyFacts, total=False):
+    pickup: Annotated[
+        PickupStoreShape | None,
+        described("The store where this offer may be collected instead of shipped; null: shipping only"),
+    ]
+
+
+class _OrderNearby(TypedDict, total=False):
+    store: Annotated[PickupStoreShape | None, described("For a pickup order: where to collect it; null when shipped")]
+
+
+class _RequestNearby(TypedDict, total=False):
+    location: Annotated[
+        SharedLocation | None,
+        described("Where the customer said they are (for nearby stores); null when they shared none"),
+    ]
+
+
+class Match(_NearbyFacts):
     """A product found for the request's photo (an instant match, or an operator's candidate)."""
 
     product_id: Annotated[int, described("The catalog product's id")]
@@ -64,7 +124,7 @@ class Candidate(Match):
     ]
 
 
-class OfferShape(TypedDict):
+class OfferShape(_OfferNearby):
     """An offer made to the customer, with how its price stands against the budget."""
 
     id: Annotated[int, described("The offer's id, for `.../offers/{offer_id}/accept` or `/withdraw`")]
@@ -84,6 +144,9 @@ class OfferShape(TypedDict):
         str | None, described("`within`, `over` or `no_rate` against the budget; null without a budget")
     ]
     converted: Annotated[Converted | None, described("The price in the budget's currency, when that differs")]
+    unavailable: Annotated[
+        bool, described("True when the vendor says the product is not available: the offer cannot be accepted")
+    ]
 
 
 class MessageShape(TypedDict):
@@ -128,7 +191,7 @@ class Estimate(TypedDict):
     based_on_history: Annotated[bool, described("False when there is too little history and a default was used")]
 
 
-class OrderShape(TypedDict):
+class OrderShape(_OrderNearby):
     """The order made when an offer was accepted and paid."""
 
     number: Annotated[str, described("The order number, quoted on the receipt and to the vendor")]
@@ -137,7 +200,7 @@ class OrderShape(TypedDict):
     paid_at: Annotated[str | None, described(f"When the payment was authorised {ISO_UTC}")]
 
 
-class _RequestFields(TypedDict):
+class _RequestFields(_RequestNearby):
     """What the customer and the staff both see of a request (`workflow.views.customer_view`)."""
 
     token: Annotated[
@@ -246,5 +309,6 @@ class ListCounts(TypedDict):
         int, described("Requests whose offers wait for the customer (or an accepted one for its payment)")
     ]
     to_fulfil: Annotated[int, described("Paid requests waiting to be shipped")]
+    unavailable: Annotated[int, described("Requests with an open offer its vendor flagged not available")]
     messages: Annotated[int, described("Live requests whose newest message is the customer's")]
     closed: Annotated[int, described("Requests ended in the last 30 days: fulfilled, closed, cancelled or expired")]

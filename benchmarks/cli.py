@@ -247,6 +247,28 @@ def bench_soak_command(
     print(json.dumps(result, indent=None if as_json else 2))
 
 
+def bench_stores(
+    products: Annotated[int, typer.Option(help="Products (one image vector each).")] = 100_000,
+    stores: Annotated[int, typer.Option(help="Stores, clustered in French towns.")] = 1_000,
+    rows: Annotated[int, typer.Option(help="(store, product) stock rows, the same number per store.")] = 5_000_000,
+    queries: Annotated[int, typer.Option(help="Timed queries per path.")] = 300,
+    within_km: Annotated[float, typer.Option(help="The nearby radius in km.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A photo search filtered to "in stock within 10 km" against the unfiltered one, in one run.
+
+    Synthetic catalog, stores and stock in a scratch data folder (deleted afterwards); p50/p95 of
+    both, their ratio (target: at most 2x), recall@10 against an exact scan of the allowed products."""
+    from benchmarks.stores import StoresBenchSettings, run_stores_bench
+
+    settings = StoresBenchSettings(products=products, stores=stores, rows=rows, queries=queries, within_km=within_km)
+    try:
+        result = run_stores_bench(settings, log=lambda m: err.print(m, style="dim"))
+    except ValueError as exc:
+        _fail(str(exc))
+    print(json.dumps(result, indent=None if as_json else 2))
+
+
 bench_app.command("embed")(bench_embed)
 bench_app.command("decode")(bench_decode)
 bench_app.command("draft")(bench_draft)
@@ -255,3 +277,4 @@ bench_app.command("ingest")(bench_ingest)
 bench_app.command("publish")(bench_publish)
 bench_app.command("serve")(bench_serve_command)
 bench_app.command("soak")(bench_soak_command)
+bench_app.command("stores")(bench_stores)

@@ -222,6 +222,9 @@ def _copy_store(source: Path, target: Path) -> int:
     shutil.copy2(source / STORE_FILE, target / STORE_FILE)
     for segment in segments:
         shutil.copy2(segment, target / segment.name)
+    kept = source / "inactive"  # deactivated products' vectors, kept aside (catalog_ingest.product_edits)
+    if kept.is_dir():
+        shutil.copytree(kept, target / "inactive", ignore=shutil.ignore_patterns(".*"))
     return len(segments)
 
 

@@ -128,9 +128,10 @@ class CatalogIndex:
         plan = plan_index(max(len(self.index), 1), self.dim, self.memory_budget)
         if plan.spec.kind != self.index.spec.kind:
             self._rebuild()
-        save_index(
-            self.index, self.workspace.index_dir(self.model_id), extra={"store_segment": self.store.last_segment}
-        )
+        with self.store.maintenance():  # not at the same time as an ingest's publish of the same folder
+            save_index(
+                self.index, self.workspace.index_dir(self.model_id), extra={"store_segment": self.store.last_segment}
+            )
 
     def close(self) -> None:
         """Drop the spill file of vectors added in this process (they are saved or in the store)."""
@@ -142,8 +143,11 @@ class CatalogIndex:
 def rebuild_saved_index(store: VectorStore, directory: Path, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
     """Write a fresh saved index of everything in `store` (streamed, as `vitrine index rebuild`
     does) and make it current; returns the number of vectors."""
-    plan = plan_index(max(store.count(), 1), store.dim, memory_budget)
-    return save_from_store(store, plan, directory, extra={"store_segment": store.last_segment})
+    with store.maintenance():  # another writer's publish would write the same index folder
+        covered = store.last_segment
+        snapshot = store.as_of(covered)  # appends of other writers meanwhile are replayed on opening
+        plan = plan_index(max(snapshot.count(), 1), store.dim, memory_budget)
+        return save_from_store(snapshot, plan, directory, extra={"store_segment": covered})
 
 
 def publish_index(
@@ -162,10 +166,22 @@ def publish_index(
     when the catalog has outgrown the saved lists, when a full compaction dropped tombstones the
     saved index would need, or when a quarter of its rows would be dead. A flat index is always
     rebuilt: that is a plain copy of the store (no training), and loading one to update it would hold
-    every vector in memory."""
+    every vector in memory.
+
+    One publish or compaction at a time per store (its `maintenance` lock: concurrent ingests of
+    different vendors each end here). Other writers' appends go on meanwhile: the index is built from
+    the store `as_of` the segment it records, and later segments are replayed when it is opened."""
     store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
+    with store.maintenance():
+        return _publish(store, workspace, model_id, dim, memory_budget, compact)
+
+
+def _publish(
+    store: VectorStore, workspace: Workspace, model_id: str, dim: int, memory_budget: int, compact: str | None
+) -> dict:
     compaction = {"compacted": False} if compact == "none" else store.compact(compact)
     covered = store.last_segment
+    store = store.as_of(covered)  # a fixed set of rows to count and stream, whatever is appended meanwhile
     plan = plan_index(max(store.count(), 1), dim, memory_budget)
     directory = workspace.index_dir(model_id)
     try:

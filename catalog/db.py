@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    true,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -64,6 +65,9 @@ class Product(Base):
     brand: Mapped[str] = mapped_column(String(200), default="")
     color: Mapped[str] = mapped_column(String(100), default="")
     in_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Deactivated by its vendor (catalog_ingest.product_edits): its vectors leave the index, so no
+    # search finds it, until reactivated. Kept, not deleted: orders and offers still point at it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     url: Mapped[str] = mapped_column(Text, default="")
     description: Mapped[str] = mapped_column(Text, default="")
     row_hash: Mapped[str] = mapped_column(String(64))
@@ -101,6 +105,41 @@ class IngestJob(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The upload queue (issue 15, catalog_ingest/jobs.py): a job from the browser or the API waits as
+    # `queued` with its file kept privately; a runner leases it, heartbeats the lease while it runs and
+    # writes progress as it goes; a lease that runs out belongs to a dead process and is run again.
+    upload_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    mapping_name: Mapped[str] = mapped_column(String(100), default="")
+    mapping_toml: Mapped[str] = mapped_column(Text, default="")
+    sync: Mapped[bool] = mapped_column(Boolean, default=False)
+    requested_by: Mapped[int | None] = mapped_column(Integer, nullable=True)  # users.id (workflow's table)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rows_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    images_done: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    progress_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    report_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SavedMapping(Base):
+    """A vendor's column mapping kept under a name (TOML, as `catalog_ingest.mapping` reads it), so
+    the next upload of the same shape of file needs no mapping form."""
+
+    __tablename__ = "saved_mappings"
+    __table_args__ = (UniqueConstraint("vendor_id", "name", name="uq_saved_mapping_vendor_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    toml: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
 
 
 class Store(Base):

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from catalog.catalog_index import CatalogIndex
-from catalog.db import ProductImage, make_engine, session_factory
+from catalog.db import Product, ProductImage, make_engine, session_factory
 from catalog.db_check import check_database
 from catalog.ids import VIEW_FLAG
 from catalog.workspace import Workspace
@@ -32,7 +32,9 @@ def check_workspace(workspace: Workspace) -> dict:
         database = check_database(engine, thorough=True, deadline_s=None).to_json()
         try:
             with session_factory(engine)() as session:
-                known: np.ndarray | None = np.fromiter(session.scalars(select(ProductImage.id)), np.int64)
+                # A deactivated product's vectors are out of the store on purpose (catalog_ingest.product_edits).
+                active = select(ProductImage.id).join(Product).where(Product.active)
+                known: np.ndarray | None = np.fromiter(session.scalars(active), np.int64)
         except SQLAlchemyError as exc:
             known = None
             database["ok"] = False

@@ -118,6 +118,11 @@ def _interrupt_orphaned_jobs(sessions: sessionmaker, directory: Path) -> list[in
         for job in session.scalars(select(IngestJob).where(IngestJob.status == "running")):
             if _run_alive(directory, (job.summary or {}).get("run_lock")):
                 continue
+            if job.upload_path:  # an upload (catalog_ingest.jobs): queued again, as ingest is idempotent
+                job.status, job.lease_owner, job.lease_until = "queued", None, None
+                job.summary = {**(job.summary or {}), "run_lock": None}
+                interrupted.append(job.id)
+                continue
             job.status = "failed"
             job.finished_at = datetime.now(UTC)
             job.summary = {**(job.summary or {}), "error": "interrupted", "run_lock": None}

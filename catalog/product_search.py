@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -13,6 +14,9 @@ from catalog.db import Product, Vendor
 from catalog.ids import MAX_VECTORS_PER_PRODUCT, product_of_image
 from catalog.metrics import timed
 from index.filters import SearchFilter
+
+if TYPE_CHECKING:
+    from catalog.nearby import StoreAvailability
 
 
 @dataclass(frozen=True)
@@ -27,9 +31,10 @@ class ProductHit:
     in_stock: bool
     score: float
     image_id: int
+    stores: tuple[StoreAvailability, ...] | None = None  # with a place to search near: nearest first
 
     def to_json(self) -> dict:
-        return {
+        shown = {
             "product_id": self.product_id,
             "sku": self.sku,
             "vendor": self.vendor,
@@ -41,6 +46,9 @@ class ProductHit:
             "score": round(self.score, 5),
             "image_id": self.image_id,
         }
+        if self.stores is not None:
+            shown["stores"] = [store.to_json() for store in self.stores]
+        return shown
 
 
 def search_products(

@@ -21,13 +21,14 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy.orm import sessionmaker
 
 from catalog.catalog_index import CatalogIndex
 from catalog.metrics import MeasuredMicroBatchEmbedder
+from catalog.nearby import Location, NearbyStock, check_within_km, nearby_filter
 from catalog.product_search import ProductHit, search_products
 from catalog.store_follow import catch_up, follow_behind
 from catalog.workspace import Workspace
@@ -55,6 +56,11 @@ class QueryInput:
     search_filter: SearchFilter | None = None
     k: int = 24
     text_weight: float = 0.35  # photo+text: weighted sum of unit vectors, renormalised
+    # "Where can I get it nearby" (catalog.nearby): with `near`, every hit lists the stores holding it
+    # (within `within_km` when given); `in_stock_nearby` keeps only products held within `within_km`.
+    near: Location | None = None
+    within_km: float | None = None
+    in_stock_nearby: bool = False
 
     def checked(self) -> QueryInput:
         """This query with its text trimmed, or `ValueError` naming what is wrong."""
@@ -73,7 +79,12 @@ class QueryInput:
             if image is None:
                 raise ValueError("a crop needs a photo")
             crop = validate_crop(self.crop)
-        return QueryInput(image, text, crop, self.search_filter, self.k, self.text_weight)
+        if self.in_stock_nearby and self.near is None:
+            raise ValueError("in_stock_nearby needs near (a place: 'lat,lon')")
+        within_km = self.within_km
+        if within_km is not None or self.in_stock_nearby:
+            within_km = check_within_km(within_km)
+        return replace(self, image_bytes=image, text=text, crop=crop, within_km=within_km)
 
 
 def combine(image_vector: np.ndarray | None, text_vector: np.ndarray | None, text_weight: float) -> np.ndarray:
@@ -115,6 +126,7 @@ class SearchService:
         # At start-up a missing or corrupt saved index is rebuilt from the vector store and saved, so
         # the next start loads it (a refresh later opens what ingests publish, and repairs nothing).
         self.index = CatalogIndex(workspace, self.manifest.model_id, self.manifest.embed_dim, repair=True)
+        self.nearby = NearbyStock(sessions)  # stores and their stock, in memory (catalog.nearby)
         if self.index.repaired:
             log.warning("rebuilt the saved index of %s from the vector store: %s", self.model_id, self.index.repaired)
 
@@ -148,9 +160,23 @@ class SearchService:
                 if generation == self.generation:
                     raise
                 continue
-            hits = await asyncio.to_thread(self._search_vector, vector, query.k, query.search_filter, generation)
+            hits = await asyncio.to_thread(self._search_nearby, vector, query, generation)
             if hits is not None:
                 return hits
+
+    def _search_nearby(self, vector: np.ndarray, query: QueryInput, generation: int) -> list[ProductHit] | None:
+        """`_search_vector` with the nearby options of a checked query: the filter, then the stores."""
+        if query.near is None:
+            return self._search_vector(vector, query.k, query.search_filter, generation)
+        stock = self.nearby.current()
+        search_filter = query.search_filter
+        if query.in_stock_nearby:
+            search_filter = nearby_filter(stock, query.near, query.within_km or 0.0, search_filter)
+        hits = self._search_vector(vector, query.k, search_filter, generation)
+        if hits is None:
+            return None
+        found = stock.stores_for([hit.product_id for hit in hits], query.near, query.within_km)
+        return [replace(hit, stores=tuple(found.get(hit.product_id, ()))) for hit in hits]
 
     def _search_vector(
         self, vector: np.ndarray, k: int, search_filter: SearchFilter | None, generation: int | None = None

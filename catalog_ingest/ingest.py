@@ -7,7 +7,11 @@ own, one batch at a time, in order, while the next batch embeds): thumbnails to 
 new vectors to the vector store, then products to the database, then retire vectors no product
 uses. Product and
 image ids are deterministic, so a rerun after a crash upserts the same rows; vectors whose product
-never reached the database are tombstoned when the next run starts.
+never reached the database are tombstoned when the next run starts with no other run in flight.
+
+Runs of different vendors go side by side (threads of the web app's jobs, or processes): their ids
+never overlap, segments are numbered under the store's append lock, and compaction and the publish
+at the end are one at a time (index.vector_store explains the locks).
 
 Memory follows the batch, not the catalog: no index is held during the run (the vendor's vectors,
 for near-duplicates, wait in a scratch inverted file on disk); at the end the store is compacted and
@@ -42,6 +46,7 @@ from catalog_ingest.images import FetchPolicy, ImageResolver, UrlFetcher
 from catalog_ingest.mapping import ColumnMapping
 from catalog_ingest.memory import release_freed_memory
 from catalog_ingest.near_duplicates import VendorVectors
+from catalog_ingest.product_edits import StoreSink, hide_inactive
 from catalog_ingest.readers import open_catalog
 from catalog_ingest.validation import CatalogRow, Rejection, validate
 from index.filters import ItemAttributes
@@ -62,6 +67,9 @@ class IngestOptions:
     near_duplicate_threshold: float = 0.97
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     batch_rows: int = BATCH_ROWS
+    # Called with the summary so far after each batch and at the end (catalog_ingest.jobs writes a
+    # job's live progress from it; raising here stops the run, as a shutdown does).
+    on_batch: Callable[[IngestSummary], None] | None = None
 
 
 @dataclass
@@ -140,8 +148,11 @@ def ingest_catalog(
     workspace: Workspace,
     options: IngestOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    job_id: int | None = None,
 ) -> IngestSummary:
-    """Ingest `catalog` for `vendor`. Raises `CatalogError` for whole-file problems, before any write."""
+    """Ingest `catalog` for `vendor`. Raises `CatalogError` for whole-file problems, before any write.
+
+    `job_id`: a queued upload's job (catalog_ingest.jobs) that this run carries out, instead of a new one."""
     options = options or IngestOptions()
     if not vendor.strip() or len(vendor) > MAX_VENDOR_NAME:  # PostgreSQL enforces the column's length
         raise CatalogError(f"A vendor name is 1-{MAX_VENDOR_NAME} characters (this one has {len(vendor)}).")
@@ -157,7 +168,9 @@ def ingest_catalog(
         store = VectorStore(workspace.vectors_dir(model_id), model_id, dim)
         clean_leftovers(workspace, sessions)  # jobs and scratch files of runs killed before this one
         lock_name = run.enter_context(run_lock(workspace))
-        _reconcile(sessions, store)
+        # In flight until the end: vectors are written before their products, so orphans are judged
+        # only by a run that starts alone (another vendor's run may be between its two writes).
+        run.enter_context(store.run_in_flight(lambda: _reconcile(sessions, store)))
         fetcher = UrlFetcher(options.fetch)
         resolver = ImageResolver(opened.root, opened.zip_file, options.mapping.image_folder, fetcher)
         summary = IngestSummary(vendor=vendor, catalog=str(catalog), model_id=model_id)
@@ -168,10 +181,12 @@ def ingest_catalog(
                 session.add(vendor_row)
             session.commit()
             vendor_id = vendor_row.id
-            job = IngestJob(
-                vendor_id=vendor_id, catalog=str(catalog), model_id=model_id, summary={"run_lock": lock_name}
-            )
-            session.add(job)
+            job = session.get(IngestJob, job_id) if job_id is not None else None
+            if job is None:
+                job = IngestJob(vendor_id=vendor_id)
+                session.add(job)
+            job.catalog, job.model_id, job.status = str(catalog), model_id, "running"
+            job.summary = {"run_lock": lock_name}
             session.commit()
             job_id = summary.job_id = job.id
         near = (
@@ -221,6 +236,8 @@ def ingest_catalog(
                     prepared, batch = ready, []
                     if progress:
                         progress(summary.rows, summary.images_embedded)
+                    if options.on_batch:
+                        options.on_batch(summary)
             if batch:
                 ready = runner.prepare(batch)
                 if prepared is not None:
@@ -489,6 +506,8 @@ class _BatchRunner:
             session.commit()
         dead_ids = np.asarray(sorted(dead), np.int64)
         self.store.delete(dead_ids)
+        # A product its vendor deactivated stays out of search when its row changes (product_edits).
+        hide_inactive(self.sessions, [StoreSink(self.store)], [i.product for i in items if i.existing is not None])
         self._report_near_duplicates(new_embeddings, np.concatenate([dead_ids, np.asarray(replaced, np.int64)]))
 
     def _report_near_duplicates(self, embedded: list[tuple[_Pending, int, np.ndarray]], gone: np.ndarray) -> None:

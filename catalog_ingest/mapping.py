@@ -79,9 +79,18 @@ class ColumnMapping:
     @classmethod
     def load(cls, path: Path) -> ColumnMapping:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
             raise CatalogError(f"Cannot read the column mapping {path}: {exc}") from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, name: str = "(text)") -> ColumnMapping:
+        """A mapping from its TOML text: a file's, or one a vendor saved in the browser."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise CatalogError(f"Cannot read the column mapping {name}: {exc}") from None
         columns = {
             name: (source,) if isinstance(source, str) else tuple(source)
             for name, source in data.get("columns", {}).items()

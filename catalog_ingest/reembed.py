@@ -45,6 +45,7 @@ from catalog.db import Product, ProductImage, Vendor
 from catalog.ids import VIEW_FLAG
 from catalog.workspace import Workspace
 from catalog_ingest.ingest import BATCH_ROWS
+from catalog_ingest.product_edits import StoreSink, hide_inactive
 from index.file_lock import LockHeld, exclusive_lock
 from index.filters import ItemAttributes
 from index.vector_store import STORE_FILE, VectorStore
@@ -264,6 +265,7 @@ class Reembedder:
         if batch < 1:
             raise ReembedError("--batch must be at least 1")
         self.workspace, self.embedder, self.batch, self.force = workspace, embedder, batch, force
+        self.sessions = sessions
         self.sources: list[ReembedSource] = [
             CatalogImages(workspace, sessions),
             *(f(workspace, sessions) for f in extra),
@@ -327,6 +329,8 @@ class Reembedder:
                     done += len(chunk)
                     if progress:
                         progress(done, summary.embedded, total)
+            # A product its vendor deactivated stays out of search under this model too (product_edits).
+            hide_inactive(self.sessions, [StoreSink(store)], None)
             published = publish_index(self.workspace, manifest.model_id, manifest.embed_dim)
         summary.index = {key: published[key] for key in ("mode", "index_type", "count")}
         summary.duration_s = time.perf_counter() - began

@@ -10,6 +10,7 @@ from api.cli import serve_command
 from benchmarks.cli import bench_app
 from catalog.cli import backup_command, db_app, doctor_command, restore_command, search_command
 from catalog_ingest.cli import ingest_command, reembed_command_with
+from catalog_ingest.stores_cli import stock_app, stores_app
 from demo.cli import demo_app, models_train_demo
 from evaluation.cli import eval_command
 from index.cli import index_app
@@ -42,6 +43,8 @@ app.add_typer(payments_app, name="payments")
 app.add_typer(rates_app, name="rates")
 app.add_typer(mail_app, name="mail")
 app.add_typer(db_app, name="db")
+app.add_typer(stores_app, name="stores")
+app.add_typer(stock_app, name="stock")
 app.command("embed")(embed_command)
 app.command("ingest")(ingest_command)
 # Customer views are re-embedded too; catalog_ingest may not import workflow, so they are handed over here.

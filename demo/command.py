@@ -116,6 +116,21 @@ def _demo_rates() -> None:
         engine.dispose()
 
 
+def _demo_stores() -> None:
+    """Stores with stock for each demo vendor (demo/stores.py), once: "nearby" has shops to show."""
+    from catalog.db import make_engine, session_factory
+    from catalog.workspace import Workspace
+    from demo.stores import seed_demo_stores
+
+    engine = make_engine(Workspace.from_env().database_url)
+    try:
+        created = seed_demo_stores(session_factory(engine))
+        if any(created.values()):
+            err.print(f"demo stores: {sum(created.values())} in France, with stock")
+    finally:
+        engine.dispose()
+
+
 def prepare_demo(model: str, backend: str, seed: int, products: int) -> DemoState:
     """Catalog, ingest and operator account; each step is skipped when already done.
 
@@ -132,6 +147,7 @@ def prepare_demo(model: str, backend: str, seed: int, products: int) -> DemoStat
     _ingest_catalog(root, model, backend)
     operator, password = _demo_operator(home)
     _demo_rates()
+    _demo_stores()
     return DemoState(root, operator, password)
 
 

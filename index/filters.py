@@ -1,10 +1,54 @@
-"""Search filters: the few product attributes a query may constrain, plus ids to leave out."""
+"""Search filters: the few product attributes a query may constrain, ids to leave out, and an
+allow-list of id keys (`AllowList`) for conditions the index cannot know (e.g. "in stock nearby")."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class AllowList:
+    """Only items whose key is listed may be returned; key = `(id >> shift) & (2**bits - 1)`.
+
+    Why keys and not ids: the caller often knows groups of vectors (a product owns several image
+    vectors), not the vectors themselves, and the index must stay ignorant of what a group is. With
+    the defaults the key is the id itself. The index turns the list into a row mask inside the
+    search (`VectorIndex`), so a restricted search still returns full pages: no post-filtering."""
+
+    keys: np.ndarray  # sorted, unique int64
+    shift: int = 0
+    bits: int = 63
+    # Optional, for callers that ask about subsets of one fixed key set many times (the stock map's
+    # products): `universe` is that set (sorted, unique, the same array object each time) and
+    # `chosen` a boolean mask over it; `keys` is then `universe[chosen]`. The index translates a
+    # universe to its own rows once and reuses it, so a query costs O(universe), no binary searches.
+    universe: np.ndarray | None = None
+    chosen: np.ndarray | None = None
+
+    @classmethod
+    def subset(cls, universe: np.ndarray, chosen: np.ndarray, shift: int = 0, bits: int = 63) -> AllowList:
+        """The keys of `universe` (sorted, unique int64) where `chosen` is True."""
+        if len(universe) != len(chosen):
+            raise ValueError(f"chosen has {len(chosen)} entries for a universe of {len(universe)} keys")
+        return cls(universe[chosen], shift, bits, universe, chosen)
+
+    @classmethod
+    def of(cls, keys: Iterable[int] | np.ndarray, shift: int = 0, bits: int = 63) -> AllowList:
+        if not 0 <= shift < 63 or not 1 <= bits <= 63:
+            raise ValueError(f"shift must be 0..62 and bits 1..63, not {shift} and {bits}")
+        array = keys if isinstance(keys, np.ndarray) else np.fromiter((int(k) for k in keys), np.int64)
+        return cls(np.unique(np.asarray(array, dtype=np.int64)), shift, bits)
+
+    def key_of(self, ids: np.ndarray) -> np.ndarray:
+        """The key of each id, as the allow-list compares them."""
+        return (np.asarray(ids, dtype=np.int64) >> self.shift) & np.int64((1 << self.bits) - 1)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 @dataclass(frozen=True)
@@ -17,6 +61,7 @@ class SearchFilter:
     vendors: frozenset[str] | None = None
     in_stock: bool | None = None
     exclude_ids: frozenset[int] = field(default_factory=frozenset)
+    allow: AllowList | None = None  # None: any id; an empty list allows nothing
 
     @classmethod
     def of(
@@ -55,7 +100,7 @@ class SearchFilter:
 
     @property
     def is_empty(self) -> bool:
-        return not self.constrains_attributes and not self.exclude_ids
+        return not self.constrains_attributes and not self.exclude_ids and self.allow is None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from index import exact
 from index.columns import AttributeColumns, Dictionary, GrowableArray, VectorRows
 from index.engines import Engine, EngineSpec
 from index.errors import IndexMismatch
-from index.filters import ItemAttributes, SearchFilter
+from index.filters import AllowList, ItemAttributes, SearchFilter
 from index.id_map import IdMap
 from index.rwlock import ReadWriteLock
 
@@ -115,6 +115,10 @@ class VectorIndex:
         self._id_map = IdMap()
         self._lock = ReadWriteLock()
         self._live_cache: tuple[np.ndarray, np.ndarray] | None = None  # (live-row mask, its FAISS bitmap)
+        # Per (shift, bits) of an `AllowList`: the distinct keys of all rows and each row's position
+        # among them, so an allow-list becomes a row mask with one gather, not a set test per row.
+        self._key_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._universe_cache: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     # ---- reading -------------------------------------------------------------------------------------
 
@@ -359,6 +363,8 @@ class VectorIndex:
         self._alive.extend(np.ones(len(ids), dtype=bool))
         self._id_map.set(ids, np.arange(first, first + len(ids), dtype=np.int64))
         self._live_cache = None
+        self._key_cache = {}
+        self._universe_cache = []
         if self._engine.is_trained and self._engine.ntotal == first:
             self._engine.add(vectors)  # straight from memory: no read-back of rows kept on disk
         else:
@@ -395,7 +401,43 @@ class VectorIndex:
         if search_filter.exclude_ids:
             excluded = self._id_map.rows_of(np.fromiter(search_filter.exclude_ids, np.int64))
             allowed[excluded[excluded >= 0]] = False
+        if search_filter.allow is not None:
+            allowed &= self._allow_mask(search_filter.allow)
         return allowed
+
+    def _allow_mask(self, allow: AllowList) -> np.ndarray:
+        """Rows whose key is on the allow-list: the row keys are cached between writes (one
+        `np.unique` per index version), so a query costs a binary search of its keys and a gather."""
+        rows = len(self._ids)
+        cached = self._key_cache.get((allow.shift, allow.bits))
+        if cached is None or len(cached[1]) != rows:
+            distinct, where = np.unique(allow.key_of(self._ids.view), return_inverse=True)
+            cached = (distinct, where.astype(np.int32 if len(distinct) < 2**31 else np.int64))
+            self._key_cache[(allow.shift, allow.bits)] = cached  # a race between readers stores equal values
+        distinct, where = cached
+        if not len(distinct) or not len(allow.keys):
+            return np.zeros(rows, dtype=bool)
+        listed = np.zeros(len(distinct), dtype=bool)
+        if allow.universe is not None and allow.chosen is not None:
+            held, found = self._universe_positions(allow.universe, distinct)
+            listed[held[allow.chosen[found]]] = True
+        else:
+            position = np.minimum(np.searchsorted(distinct, allow.keys), len(distinct) - 1)
+            listed[position[distinct[position] == allow.keys]] = True
+        return listed[where]
+
+    def _universe_positions(self, universe: np.ndarray, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For an `AllowList` universe: the positions among the row keys of the universe keys the
+        index holds, and which universe keys those are; kept (for the two latest universes) until
+        the next write."""
+        for known, keys, held, found in self._universe_cache:
+            if known is universe and keys is distinct:
+                return held, found
+        position = np.minimum(np.searchsorted(distinct, universe), len(distinct) - 1)
+        found = distinct[position] == universe
+        held = position[found]
+        self._universe_cache = [(universe, distinct, held, found), *self._universe_cache[:1]]
+        return held, found
 
     def _search_rows(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, filtered: bool

@@ -14,16 +14,29 @@ both counted and never neither. Temporary files (dot-prefixed) are ignored and s
 Where each id's latest row lives is cached per process (ids and flags of every file, read once;
 appends from this process are added without rereading), so counting, listing live ids or fetching
 vectors by id does not reread every segment each time.
+
+Several writers may share a store (ingests of different vendors in threads of the web app or in
+separate `vitrine ingest` processes, a serving app adding customer views). Three flocks keep them
+apart (index/file_lock.py; they work between threads as between processes, and die with their
+process): the append lock (the folder itself) while a segment is numbered, written and renamed;
+`maintenance.lock`, one compaction or publish of the saved index at a time (a compaction's temporary
+file is never swept by another's, two merges never delete each other's inputs, and a publish reads
+the store `as_of` the segment it records while appends go on). Runs that write vectors before the
+database rows that own them register in `runs.lock` (`run_in_flight`): vectors without a product
+are judged leftovers of a crash only by a run that starts alone, never while another run may still
+be about to commit its rows. Readers retry when a concurrent compaction removes a file between
+listing and reading it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +46,7 @@ import pyarrow.parquet as pq
 
 from index.durable import fsync_path, write_atomically
 from index.errors import IndexMismatch, IndexNotFound
-from index.file_lock import exclusive_lock
+from index.file_lock import exclusive_lock, in_flight
 from index.filters import ItemAttributes
 from index.id_map import IdMap
 
@@ -44,6 +57,10 @@ ROW_GROUP_BYTES = 2**20
 #: encoder tries every float before giving up, and its table took 24 MB to write one 8192-row group.
 DICTIONARY_COLUMNS = ["model_id", "category", "vendor"]
 _NAME = re.compile(r"segment-(\d{8})(?:-from-(\d{8}))?\.parquet")
+MAINTENANCE_LOCK = "maintenance.lock"
+RUNS_LOCK = "runs.lock"
+#: How often a read starts over when a concurrent compaction removed a file it had listed.
+READ_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -107,17 +124,21 @@ class VectorStore:
         self.dim = dim
         self.directory.mkdir(parents=True, exist_ok=True)
         meta_path = self.directory / STORE_FILE
-        if meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            if (meta["model_id"], meta["dim"]) != (model_id, dim):
-                raise IndexMismatch(
-                    f"The vector store in {self.directory} holds model {meta['model_id']!r} ({meta['dim']}-d), "
-                    f"not {model_id!r} ({dim}-d); use another store or re-embed."
-                )
-        else:
-            write_atomically(meta_path, json.dumps({"model_id": model_id, "dim": dim, "format_version": 1}).encode())
+        if not meta_path.is_file():
+            with append_lock(self.directory):  # two first writers at once: one creates, the other reads
+                if not meta_path.is_file():
+                    meta = {"model_id": model_id, "dim": dim, "format_version": 1}
+                    write_atomically(meta_path, json.dumps(meta).encode())
+        meta = json.loads(meta_path.read_text())
+        if (meta["model_id"], meta["dim"]) != (model_id, dim):
+            raise IndexMismatch(
+                f"The vector store in {self.directory} holds model {meta['model_id']!r} ({meta['dim']}-d), "
+                f"not {model_id!r} ({dim}-d); use another store or re-embed."
+            )
         self._flags: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file name → (ids, deleted), per row
         self._latest: tuple[tuple[str, ...], _Latest] | None = None
+        self._upto: int | None = None  # a view `as_of` this segment (later appends left out)
+        self._maintaining = False  # this object holds the maintenance lock (`maintenance`)
 
     @classmethod
     def open(cls, directory: Path) -> VectorStore:
@@ -161,7 +182,17 @@ class VectorStore:
                 found.append(Segment(path, int(match.group(2) or last), last))
         merged = [s for s in found if s.merged]  # only a merged file covers others: few of them
         in_charge = [s for s in found if not any(m.covers(s) for m in merged)]
+        if self._upto is not None:
+            in_charge = [s for s in in_charge if s.last <= self._upto]
         return sorted(in_charge, key=lambda s: s.last)
+
+    def as_of(self, segment: int) -> VectorStore:
+        """A read-only view of the store as it stood at `segment`: what a publish streams into the
+        saved index while other writers append (it counts the rows first, then writes exactly that many).
+        Consistent while the caller holds `maintenance()` (no compaction can merge past `segment`)."""
+        view = copy.copy(self)
+        view._upto, view._latest, view._flags = segment, None, dict(self._flags)  # its own cache
+        return view
 
     @property
     def last_segment(self) -> int:
@@ -201,7 +232,16 @@ class VectorStore:
 
     def vectors_of(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, vectors) for the latest live row of each id; reads only the row groups needed."""
-        ids = np.asarray(ids, dtype=np.int64)
+        for attempt in range(READ_RETRIES):
+            try:
+                return self._vectors_of(np.asarray(ids, dtype=np.int64))
+            except (FileNotFoundError, IndexNotFound):
+                if attempt == READ_RETRIES - 1:
+                    raise
+                self._latest = None  # another writer compacted meanwhile: list the files again
+        raise AssertionError("unreachable")
+
+    def _vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros((len(ids), self.dim), np.float32)
         found = np.zeros(len(ids), dtype=bool)
         names, latest = self._latest_rows()
@@ -263,7 +303,16 @@ class VectorStore:
 
     def compact(self, mode: str | None = "full") -> dict:
         """Merge files (see `compaction_plan`; `mode=None` means: as the plan says). Crash-safe: the merged
-        file is written aside, fsynced and renamed, and only then are the files it covers deleted."""
+        file is written aside, fsynced and renamed, and only then are the files it covers deleted.
+
+        One compaction or publish at a time (`maintenance`); appends go on meanwhile (their segments come after
+        the merged range and are left alone)."""
+        if self._maintaining:
+            return self._compact(mode)
+        with self.maintenance():
+            return self._compact(mode)
+
+    def _compact(self, mode: str | None) -> dict:
         self._sweep()
         segments = self.segment_ranges()
         mode = self.compaction_plan() if mode is None else mode
@@ -317,6 +366,28 @@ class VectorStore:
         flags = [self._flags_of(s.path) for s in chosen]
         return _latest_per_file([f[0] for f in flags], [f[1] for f in flags], keep_tombstones)
 
+    # ---- writers side by side ------------------------------------------------------------------------
+
+    def run_in_flight(self, when_alone: Callable[[], None] | None = None) -> contextlib.AbstractContextManager[bool]:
+        """Register a run that writes vectors ahead of the database rows that own them, for the block.
+
+        `when_alone` (e.g. tombstoning vectors whose product never reached the database) is called
+        only when no other run is in flight: another run's vectors may still be waiting for their
+        rows to commit. Yields whether it was called."""
+        return in_flight(self.directory / RUNS_LOCK, when_alone)
+
+    @contextlib.contextmanager
+    def maintenance(self) -> Iterator[None]:
+        """One compaction or publish of the saved index at a time, for the block (another process's or
+        thread's waits; this object's own `compact` inside the block goes ahead). Two publishes would
+        write the same index folder (its CURRENT pointer, its sweep of old versions)."""
+        with exclusive_lock(self.directory / MAINTENANCE_LOCK):
+            self._maintaining, self._latest = True, None
+            try:
+                yield
+            finally:
+                self._maintaining = False
+
     # ---- the cache of where rows live ----------------------------------------------------------------
 
     def _flags_of(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +399,15 @@ class VectorStore:
         return cached
 
     def _latest_rows(self) -> tuple[tuple[str, ...], _Latest]:
+        for attempt in range(READ_RETRIES):
+            try:
+                return self._read_latest_rows()
+            except FileNotFoundError:  # a file listed was merged away meanwhile: list again
+                if attempt == READ_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_latest_rows(self) -> tuple[tuple[str, ...], _Latest]:
         segments = self.segment_ranges()
         names = tuple(s.path.name for s in segments)
         if self._latest is not None and self._latest[0] == names:
@@ -349,10 +429,17 @@ class VectorStore:
 
     def _winners(self) -> list[tuple[_OpenedFile, np.ndarray]]:
         """Per file in charge (opened), the sorted rows that hold the latest live version of their id."""
-        names, latest = self._latest_rows()
-        live = ~latest.deleted
-        files = self._open_files_by_name(list(names))
-        return [(part, np.sort(latest.row[live & (latest.file == n)])) for n, part in enumerate(files)]
+        for attempt in range(READ_RETRIES):
+            names, latest = self._latest_rows()
+            try:
+                files = self._open_files_by_name(list(names))
+            except IndexNotFound:  # merged away between listing and opening: list again
+                if attempt == READ_RETRIES - 1:
+                    raise
+                continue
+            live = ~latest.deleted
+            return [(part, np.sort(latest.row[live & (latest.file == n)])) for n, part in enumerate(files)]
+        raise AssertionError("unreachable")
 
     def _open_files(self, segments: list[Segment]) -> list[_OpenedFile]:
         return self._open_files_by_name([s.path.name for s in segments])
@@ -371,6 +458,8 @@ class VectorStore:
     ) -> None:
         if len(attributes) != len(ids):
             raise ValueError(f"got {len(attributes)} attribute rows for {len(ids)} ids")
+        if self._upto is not None:
+            raise ValueError("a view of the store as of an earlier segment is read-only")
         table = _table(self.model_id, self.dim, ids, vectors, attributes, deleted)
         with append_lock(self.directory):  # the number is taken and used by one process at a time
             number = self.last_segment + 1

@@ -255,6 +255,10 @@ class CustomerView(Base):
 # Tables that live with their logic, imported here so they join the same metadata: orders (delivery,
 # tracking) and exchange rates (workflow/orders.py, workflow/rates.py), the sign-in lockout
 # (workflow/sign_in_throttle.py).
+from workflow import fulfilment as _fulfilment  # noqa: E402, F401  (an order's fulfilment steps, issue 15)
+from workflow import locations as _locations  # noqa: E402, F401  (a request's shared location, issue 15)
+from workflow import offer_flags as _offer_flags  # noqa: E402, F401  (a vendor's "not available", issue 15)
 from workflow import orders as _orders  # noqa: E402, F401
+from workflow import pickups as _pickups  # noqa: E402, F401  (an offer's pickup store, issue 15)
 from workflow import rates as _rates  # noqa: E402, F401
 from workflow import sign_in_throttle as _sign_in_throttle  # noqa: E402, F401

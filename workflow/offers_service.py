@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.db import Product, ProductImage, Vendor
 from catalog.money import PriceError, check_amount, parse_price
 from mail.outbox import Outbox
-from workflow import audit, orders, pairs, payment_saga
+from workflow import audit, fulfilment, offer_flags, orders, pairs, payment_saga
 from workflow.claims import actor, refuse_if_held_by_other, refuse_unless_owner, require_work_right
 from workflow.errors import Conflict, IdempotencyKeyReused, Invalid, NotFound, PaymentFailed
 from workflow.lifecycle import move_offer, move_request
@@ -99,6 +99,8 @@ def send_offers(
             if row is None:
                 raise Invalid(f"Product {draft.product_id} is no longer in the catalog; search again.")
             product, vendor = row
+            if not product.active:  # its vendor took it out of search since the page was loaded
+                raise Invalid(f"{product.title} was deactivated by its vendor and cannot be offered; search again.")
             price = _price(draft.price, product.currency)
             image = session.scalar(
                 select(ProductImage).where(ProductImage.product_id == product.id).order_by(ProductImage.position)
@@ -294,6 +296,12 @@ def accept_offer(
         if still_open.rowcount != 1:
             session.rollback()
             raise Conflict("This offer changed meanwhile.", "Nothing was charged. Reload the page.")
+        if offer_flags.is_flagged(session, offer.id):  # the vendor said it is gone: refused before money moves
+            session.rollback()
+            raise Conflict(
+                "The shop says this product is no longer available, so this offer cannot be accepted.",
+                "Nothing was charged. Choose another offer, or ask your operator for something similar.",
+            )
         try:
             move_request(session, request, RequestStatus.ACCEPTED, "customer", values={"accepted_offer_id": offer.id})
         except Conflict:
@@ -384,9 +392,13 @@ def fulfil(
 ) -> None:
     """Capture the authorised payment and mark the request fulfilled, shipped with `carrier` and
     `tracking` (both required, checked before any money moves); the customer is e-mailed the receipt
-    with both (`link`/`secret`: the request page's address pattern, for the receipt's address)."""
+    with both (`link`/`secret`: the request page's address pattern, for the receipt's address).
+    The operator's and the vendor's way; in steps that survive a crash (`workflow.fulfilment`): a
+    payment captured already (a crash, or the other party at once) is completed, never captured again."""
     with sessions() as session:
         request = load_by_id(session, request_id)
+        if request.status == RequestStatus.FULFILLED:
+            raise Conflict("This order is fulfilled already.", "Nothing more was charged.")
         if request.status != RequestStatus.PAID:
             raise Conflict(f"Only a paid request can be fulfilled; this one is {request.status}.")
         order = orders.order_of(session, request.id)
@@ -394,9 +406,14 @@ def fulfil(
             carrier, tracking, pickup=order is not None and order.kind == "pickup"
         )
         payment = live_payment(session, request.id)
-        if payment is None or payment.status not in ("authorised", "capture_failed"):
+        if payment is None or payment.status not in ("authorised", "capture_failed", "captured"):
             raise Conflict("There is no authorised payment to capture.")
-        reference, amount, payment_id = payment.provider_ref, payment.amount, payment.id
+        reference, amount, payment_id, captured = payment.provider_ref, payment.amount, payment.id, payment.status
+        fulfilment.record_intent(session, order, carrier, tracking, actor(user))  # step 1, before money moves
+        session.commit()
+    if captured == "captured":  # a crash (or the other party) took the money already: complete only
+        fulfilment.complete(sessions, request_id, actor(user), outbox, carrier, tracking, link=link, secret=secret)
+        return
     try:
         # The key is the payment's: a capture repeated after a lost answer never charges twice.
         outcome = ask("capture", provider.capture, reference, amount, f"capture:{payment_id}")
@@ -406,31 +423,30 @@ def fulfil(
             "The payment service did not answer the capture.",
             "The order was not marked fulfilled. Try again in a minute: a repeated capture never charges twice.",
         ) from None
-    with sessions() as session:
-        payment = session.get(Payment, payment_id)
-        payment.updated_at, payment.message = now(), outcome.message
-        if not outcome.ok:
+    if not outcome.ok:
+        with sessions() as session:
+            payment = session.get(Payment, payment_id)
+            payment.updated_at, payment.message = now(), outcome.message
             log.warning("payment %s: capture refused (%s)", payment_id, outcome.message)
             payment.status = "capture_failed"
             audit.record(session, actor(user), "payment.capture_failed", request_id, payment_id=payment_id)
             session.commit()
-            raise PaymentFailed(
-                f"The capture was refused: {outcome.message}",
-                "The order was not marked fulfilled. Contact the customer about another way to pay.",
-            )
-        payment.status = "captured"
-        audit.record(session, actor(user), "payment.captured", request_id, payment_id=payment_id, amount=str(amount))
-        session.commit()  # the money is taken: recorded before anything else can fail
+        raise PaymentFailed(
+            f"The capture was refused: {outcome.message}",
+            "The order was not marked fulfilled. Contact the customer about another way to pay.",
+        )
     with sessions() as session:
-        request = session.get(CustomerRequest, request_id)
-        move_request(session, request, RequestStatus.FULFILLED, actor(user), carrier=carrier, tracking=tracking)
-        orders.mark_shipped(session, request_id, carrier, tracking)
-        offer = session.get(Offer, request.accepted_offer_id)
-        receipt = {"amount": amount, "currency": offer.currency, "title": offer.title, "vendor": offer.vendor}
-        page = link_for(request, link, secret) if link else ""
-        mail = {**receipt, "payment_id": payment_id, "order": orders.receipt(session, request), "link": page}
-        outbox.send_template(request.email, "order_fulfilled", mail, session=session)
-        session.commit()
+        recorded = session.execute(  # compare-and-set: of two callers at once, one records (and audits) it
+            update(Payment)
+            .where(Payment.id == payment_id, Payment.status.in_(("authorised", "capture_failed")))
+            .values(status="captured", updated_at=now(), message=outcome.message)
+            .execution_options(synchronize_session=False)
+        )
+        if recorded.rowcount == 1:
+            detail = {"payment_id": payment_id, "amount": str(amount)}
+            audit.record(session, actor(user), "payment.captured", request_id, **detail)
+        session.commit()  # the money is taken: recorded before anything else can fail
+    fulfilment.complete(sessions, request_id, actor(user), outbox, carrier, tracking, link=link, secret=secret)
 
 
 def close(sessions: sessionmaker, request_id: int, user: User) -> None:

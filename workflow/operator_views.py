@@ -1,5 +1,6 @@
 """The lists an operator lives in, each with a count: the unclaimed queue, my requests, offers out,
-paid orders to fulfil, customers waiting for a reply, and recently closed requests.
+paid orders to fulfil, offers a vendor flagged "not available", customers waiting for a reply, and
+recently closed requests.
 
 A request leaves the queue once offers are out; without these lists it was reachable only by typing
 its address. "Waiting for a reply" needs no read-tracking table: a live request whose latest message
@@ -17,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from sqlalchemy.sql import ColumnElement
 
 from workflow.claims import open_queue
-from workflow.models import CustomerRequest, Message, User, now, utc
+from workflow.models import CustomerRequest, Message, Offer, User, now, utc
 from workflow.states import RequestStatus
 
 R = RequestStatus
@@ -26,6 +27,7 @@ VIEWS: dict[str, str] = {
     "mine": "Mine",
     "offers_out": "Offers out",
     "to_fulfil": "To fulfil",
+    "unavailable": "Not available",  # a vendor flagged an open offer: offer something else (issue 15)
     "messages": "Waiting for a reply",
     "closed": "Closed",
 }
@@ -65,6 +67,18 @@ def _latest_message_author():  # type: ignore[no-untyped-def]
     )
 
 
+def _has_unavailable_offer() -> ColumnElement[bool]:
+    """Whether the request has an open offer its vendor flagged not available (`workflow.offer_flags`)."""
+    from workflow.offer_flags import OfferUnavailable
+
+    return (
+        select(Offer.id)
+        .join(OfferUnavailable, OfferUnavailable.offer_id == Offer.id)
+        .where(Offer.request_id == CustomerRequest.id, Offer.status == "sent")
+        .exists()
+    )
+
+
 def _filter(view: str, user: User, moment: datetime) -> ColumnElement[bool]:
     status = CustomerRequest.status
     if view == "mine":
@@ -79,6 +93,8 @@ def _filter(view: str, user: User, moment: datetime) -> ColumnElement[bool]:
         return status.in_(_values((R.OFFERS_SENT, R.ACCEPTED)))
     if view == "to_fulfil":
         return status == R.PAID.value
+    if view == "unavailable":
+        return and_(status == R.OFFERS_SENT.value, _has_unavailable_offer())
     if view == "messages":
         return and_(status.in_(_values(LIVE)), _latest_message_author() == "customer")
     if view == "closed":

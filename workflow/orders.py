@@ -7,8 +7,8 @@ address, and reconciliation completes the order with it. The row only becomes an
 payment completes: `number_order` gives it its number (V-YYYY-NNNNNN) in the transaction that marks
 the request paid. Failed or voided payments leave rows without a number, which nobody lists.
 
-Delivery is shipping to an address or, once vendors have stores, pickup at a store (`kind`,
-`store_id`). No stores exist yet, so only shipping is offered; the model keeps the choice.
+Delivery is shipping to an address or pickup at a store (`kind`, `store_id`): pickup only for an
+offer the operator made collectable at a store (`workflow.pickups`), and only at that store.
 Fulfilment records the carrier and tracking number (`mark_shipped`, in the capture's transaction).
 """
 
@@ -16,15 +16,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pycountry
 from sqlalchemy import DateTime, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.db import Base
+from catalog.phones import PhoneInvalid, to_e164
 from workflow.errors import Invalid
 from workflow.models import CustomerRequest, Offer, Payment, now, utc
-from workflow.phones import PhoneInvalid, to_e164
+
+if TYPE_CHECKING:
+    from workflow.pickups import PickupStore
 
 KINDS = ("ship", "pickup")
 LIMITS = {"name": 200, "line1": 200, "line2": 200, "city": 120, "postcode": 20, "carrier": 80, "tracking": 80}
@@ -90,19 +94,18 @@ def country_name(code: str) -> str:
     return found.name if found else code
 
 
-def check_delivery(fields: dict[str, object] | None) -> Delivery:
+def check_delivery(fields: dict[str, object] | None, pickup: PickupStore | None = None) -> Delivery:
     """The delivery choice from what the customer sent (`kind`, `name`, `line1`, `line2`, `city`,
-    `postcode`, `country`, `phone`), or `DeliveryInvalid` naming the first field to fix."""
+    `postcode`, `country`, `phone`), or `DeliveryInvalid` naming the first field to fix. `pickup` is
+    the offer's pickup store (`workflow.pickups.pickup_of`): `kind` "pickup" is refused without one."""
     if not isinstance(fields, dict) or not fields:
         raise DeliveryInvalid("delivery", "Please give a delivery address (name, street, city, postcode, country).")
     text = {key: str(value if value is not None else "").strip() for key, value in fields.items()}
     kind = text.get("kind") or "ship"
     if kind == "pickup":
-        raise DeliveryInvalid(
-            "delivery.kind", "Pickup at a store is not offered yet: no vendor has a store. Please give an address."
-        )
+        return _check_pickup(text, pickup)
     if kind not in KINDS:
-        raise DeliveryInvalid("delivery.kind", "The delivery must be `ship` (to an address).")
+        raise DeliveryInvalid("delivery.kind", "The delivery must be `ship` (to an address) or `pickup` (at a store).")
     for key, label in (("name", "name"), ("line1", "street address"), ("city", "city"), ("postcode", "postcode")):
         if not text.get(key):
             raise DeliveryInvalid(f"delivery.{key}", f"Please give the {label} to deliver to.")
@@ -124,6 +127,30 @@ def check_delivery(fields: dict[str, object] | None) -> Delivery:
     )
 
 
+def _check_pickup(text: dict[str, str], pickup: PickupStore | None) -> Delivery:
+    """Collecting at the offer's store: no address, but a name (to hand it over) and a phone."""
+    if pickup is None:
+        raise DeliveryInvalid(
+            "delivery.kind", "This offer cannot be picked up at a store: please give an address to ship to."
+        )
+    if not text.get("name"):
+        raise DeliveryInvalid("delivery.name", "Please give the name of who collects the order.")
+    if len(text["name"]) > LIMITS["name"]:
+        raise DeliveryInvalid("delivery.name", f"The name is too long (at most {LIMITS['name']} characters).")
+    country = pickup.country or text.get("country", "").upper()
+    return Delivery(
+        kind="pickup",
+        name=text["name"],
+        line1="",
+        line2="",
+        city=pickup.city,
+        postcode=pickup.postcode,
+        country=country,
+        phone=check_phone(text.get("phone", ""), country),
+        store_id=pickup.id,
+    )
+
+
 def check_phone(raw: str, country: str) -> str:
     """`raw` as dialled in `country`, in E.164, for the carrier to call; `DeliveryInvalid` saying why not."""
     if not raw:
@@ -136,6 +163,10 @@ def check_phone(raw: str, country: str) -> str:
 
 def record_intent(session: Session, payment: Payment, offer: Offer, delivery: Delivery) -> Order:
     """The delivery kept with the payment's intent (same transaction, no number yet)."""
+    if delivery.kind == "pickup":  # only at the offer's own pickup store, whatever the client sent
+        from workflow.pickups import require_offer_store
+
+        require_offer_store(session, offer.id, delivery.store_id)
     fields = asdict(delivery)
     order = Order(request_id=payment.request_id, offer_id=offer.id, vendor_id=offer.vendor_id, **fields)
     order.payment_id = payment.id
@@ -224,6 +255,7 @@ def receipt(session: Session, request: CustomerRequest) -> dict | None:
     payment = session.get(Payment, order.payment_id)
     return {
         **order_dict(order),
+        "store": pickup_store_json(session, order),
         "title": offer.title,
         "vendor": offer.vendor,
         "price": str(payment.amount),
@@ -232,6 +264,16 @@ def receipt(session: Session, request: CustomerRequest) -> dict | None:
         "payment_status": payment.status,
         "test": payment.test,
     }
+
+
+def pickup_store_json(session: Session, order: Order) -> dict | None:
+    """Where a pickup order is collected (address and opening hours); None for shipping."""
+    if order.kind != "pickup":
+        return None
+    from workflow.pickups import store_by_id
+
+    store = store_by_id(session, order.store_id)
+    return store.to_json() if store else None
 
 
 def vendor_orders(session: Session, vendor_id: int, limit: int = 200) -> list[dict]:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.metrics import PAYMENT_OUTCOMES
 from mail.outbox import Outbox, notify_staff
-from workflow import audit, orders, pairs
+from workflow import audit, fulfilment, orders, pairs
 from workflow.errors import Conflict, ServiceError
 from workflow.lifecycle import move_offer, move_request
 from workflow.models import CustomerRequest, Payment, now, utc
@@ -375,6 +375,7 @@ def reconcile(
     - `authorised` payments no request relies on (not live, or the request moved on): voided;
     - `void_failed` payments: voided again;
     - requests in `accepted` past `grace_s` without a payment in flight: back to their offers.
+    - `paid` requests whose payment was captured before a crash: fulfilled (`workflow.fulfilment`).
 
     Safe to run at any time and in several processes at once (every change is a compare-and-set or
     keyed by an idempotency key). Returns counts by outcome."""
@@ -420,6 +421,8 @@ def reconcile(
     for request_id in stuck_requests:
         if _release_stuck(sessions, request_id, cutoff):
             counts["request_released"] += 1
+    if completed := fulfilment.finish_captured(sessions, provider, outbox):  # captured, but the crash came first
+        counts["fulfilment_completed"] += completed
     if counts:
         log.info("payments reconciled: %s", dict(counts))
     return dict(counts)

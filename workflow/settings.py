@@ -70,6 +70,7 @@ class Settings:
     search_window_ms: float = 4.0
     search_max_batch: int = 16
     index_refresh_s: float = 30.0  # how often to look for newly ingested products (0: never)
+    ingest_workers: int = 2  # catalog upload jobs run at once, of different vendors (0: none in this process)
     secret_key: str = ""
     secure_cookies: bool = False  # from the environment: on unless served at a local address (secure_by_default)
     require_admin_totp: bool = False  # VITRINE_REQUIRE_ADMIN_TOTP=1: admins without TOTP cannot sign in
@@ -121,6 +122,7 @@ class Settings:
             require_admin_totp=os.environ.get("VITRINE_REQUIRE_ADMIN_TOTP", "") == "1",
             search_window_ms=float(os.environ.get("VITRINE_SEARCH_WINDOW_MS", "4")),
             search_max_batch=int(os.environ.get("VITRINE_SEARCH_MAX_BATCH", "16")),
+            ingest_workers=int(os.environ.get("VITRINE_INGEST_WORKERS", "2")),
             rate_limits=os.environ.get("VITRINE_RATE_LIMITS", ""),
             public_url=os.environ.get("VITRINE_PUBLIC_URL", DEFAULT_PUBLIC_URL).rstrip("/"),
             allowed_hosts=tuple(h.strip() for h in os.environ.get("VITRINE_ALLOWED_HOSTS", "").split(",") if h.strip()),

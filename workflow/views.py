@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import Product, ProductImage, Vendor
 from catalog.ids import is_customer_view
-from workflow import orders, rates
+from workflow import offer_flags, orders, rates, vendor_products
 from workflow.audit import trail
 from workflow.customer_picks import latest_pick
 from workflow.lifecycle import label
@@ -41,6 +41,7 @@ def candidates(
         .join(Vendor, Vendor.id == Product.vendor_id)
         .outerjoin(ProductImage, ProductImage.id == Candidate.image_id)
         .where(Candidate.request_id == request.id, Candidate.round == round_)
+        .where(Product.active)  # deactivated by its vendor since the search ran (catalog_ingest.product_edits)
         .order_by(Candidate.rank)
     ).all()
     through_views = [c for c, *_ in rows if is_customer_view(c.image_id)]
@@ -124,6 +125,7 @@ def customer_view(session: Session, request: CustomerRequest, token: str | None 
         select(Payment).where(Payment.request_id == request.id).order_by(Payment.id.desc()).limit(1)
     )
     table = rates.load_table(session) if request.budget is not None else None
+    flagged = offer_flags.flags_of(session, [o.id for o in request.offers])  # the vendor's "not available"
     return {
         "token": token,
         "status": request.status,
@@ -137,7 +139,10 @@ def customer_view(session: Session, request: CustomerRequest, token: str | None 
         "estimate": estimate.to_json() if estimate else None,
         "operator": operator.name if operator else None,
         "instant_matches": candidates(session, request, 0),
-        "offers": [{**offer_dict(o), **_budget(table, request, o.price, o.currency)} for o in request.offers],
+        "offers": [
+            {**offer_dict(o), **_budget(table, request, o.price, o.currency), "unavailable": o.id in flagged}
+            for o in request.offers
+        ],
         "messages": [
             {"author": m.author, "name": m.author_name, "body": m.body, "at": _iso(m.created_at)}
             for m in request.messages
@@ -201,7 +206,6 @@ def operator_view(session: Session, request: CustomerRequest) -> dict:
 
 
 VENDOR_SHOWN = 200  # offers a vendor page lists
-VENDOR_PAGE = 50  # products per page of the vendor's list
 
 
 def _offer_state(offer: Offer, request_status: str) -> str:
@@ -212,26 +216,13 @@ def _offer_state(offer: Offer, request_status: str) -> str:
     return offer.status
 
 
-def vendor_overview(db: sessionmaker, vendor_id: int, page: int = 1, q: str = "") -> dict:
-    """The vendor's name, one page of products (`q` matches title or SKU, any case), the latest offers
-    with what became of them, and paid orders."""
-    q = (q or "").strip()[:100]
+def vendor_overview(db: sessionmaker, vendor_id: int) -> dict:
+    """The vendor's name and the overview counts (products, offers waiting, orders to ship, stores,
+    jobs; `workflow.vendor_products`), the latest offers with what became of them, and paid orders.
+    The products themselves are listed on /vendor/products (`vendor_products.product_page`)."""
     with db() as session:
         vendor = session.get(Vendor, vendor_id)
-        mine = Product.vendor_id == vendor_id
-        if q:
-            pattern = f"%{q.lower()}%"
-            mine = mine & (func.lower(Product.title).like(pattern) | func.lower(Product.sku).like(pattern))
-        total = session.scalar(select(func.count()).select_from(Product).where(mine)) or 0
-        pages = max(1, -(-total // VENDOR_PAGE))
-        page = min(max(1, page), pages)
-        products = session.scalars(
-            select(Product)
-            .where(mine)
-            .order_by(Product.title, Product.id)
-            .offset((page - 1) * VENDOR_PAGE)
-            .limit(VENDOR_PAGE)
-        ).all()
+        counts = vendor_products.overview_counts(session, vendor_id)
         offers = session.execute(
             select(Offer, CustomerRequest.status)
             .join(CustomerRequest, CustomerRequest.id == Offer.request_id)
@@ -242,13 +233,7 @@ def vendor_overview(db: sessionmaker, vendor_id: int, page: int = 1, q: str = ""
         paid = orders.vendor_orders(session, vendor_id)
         return {
             "vendor": vendor.name if vendor else "",
-            "products": products,
-            "total": total,
-            "page": page,
-            "pages": pages,
-            "first": (page - 1) * VENDOR_PAGE + 1 if total else 0,
-            "last": min(page * VENDOR_PAGE, total),
-            "q": q,
+            "counts": counts,
             "offers": [
                 {
                     "id": offer.id,

@@ -13,7 +13,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
-from access import applications, staff, waitlist
+from access import applications, staff, vendor_applications, waitlist
 from api.auth import admin_only
 from api.dependencies import AppSettings, Db, Mail, SignedIn
 from api.forms import Reason
@@ -47,10 +47,11 @@ class AdminController(Controller):
     @get("/", name="admin_home")
     async def home(self, request: Request, user: SignedIn, db: Db, settings: AppSettings) -> Template:
         apps = await asyncio.to_thread(applications.applications, db)
+        vendor_apps = await asyncio.to_thread(vendor_applications.vendor_applications, db)
         line = await asyncio.to_thread(waitlist.line, db, settings.referral_bonus)
         trail = await asyncio.to_thread(staff.admin_trail, db, 10)
         counts = {
-            "pending": sum(a.status == "pending" for a in apps),
+            "pending": sum(a.status == "pending" for a in [*apps, *vendor_apps]),  # operators' and vendors'
             "waiting": sum(e.position is not None and e.verified for e in line),
             "invited": sum(e.invited for e in line),
         }
@@ -59,7 +60,8 @@ class AdminController(Controller):
     @get("/applications", name="admin_applications")
     async def applications_page(self, request: Request, user: SignedIn, db: Db) -> Template:
         rows = await asyncio.to_thread(applications.applications, db)
-        return page(request, "admin_applications.html", user=user, rows=rows)
+        vendor_rows = await asyncio.to_thread(vendor_applications.vendor_applications, db)
+        return page(request, "admin_applications.html", user=user, rows=rows, vendor_rows=vendor_rows)
 
     @post("/applications/{application_id:int}/approve", name="admin_approve")
     async def approve(

@@ -8,18 +8,30 @@ import functools
 import secrets
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import File, Redirect, Template
 from sqlalchemy.orm import sessionmaker
 
 from api.closed_beta import invitation_of, is_invited, require_invitation
+from api.controllers.nearby import nearby_context
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, Viewer
 from api.errors import IMAGE_TITLE, status_of
 from api.forms import Accept, Confirm, FindRequests, NewMessage, NewRequest, Pick, require_confirmation, upload_bytes
 from api.limits import UPLOAD_BODY_BYTES
 from api.pages import notice_redirect, page
+from catalog.nearby import NearbyStock
 from vision.errors import ImageRejected
-from workflow import customer_picks, offers_service, orders, rates, request_finder, requests_service
+from workflow import (
+    customer_picks,
+    locations,
+    nearby_view,
+    offers_service,
+    orders,
+    pickups,
+    rates,
+    request_finder,
+    requests_service,
+)
 from workflow.errors import Invalid, NotFound, ServiceError
 from workflow.intake import submit_request
 from workflow.uploads import image_path
@@ -45,11 +57,13 @@ def order_number_of(db: sessionmaker, token: str) -> str:
         return order.number or "" if order else ""
 
 
-def customer_page_view(db: sessionmaker, token: str) -> dict:
+def customer_page_view(db: sessionmaker, token: str, stock: NearbyStock | None = None) -> dict:
     """The request as its customer sees it (offers past their expiry read as expired; the sweeper,
-    `workflow.sweeper`, records that in the background)."""
+    `workflow.sweeper`, records that in the background). With `stock` (`SearchService.nearby`) and
+    a shared location, its matches and offers list the nearest stores holding them."""
     with db() as session:
-        return customer_view(session, requests_service.load_by_token(session, token), token)
+        found = requests_service.load_by_token(session, token)
+        return nearby_view.add_for_customer(session, found, customer_view(session, found, token), stock)
 
 
 class CustomerController(Controller):
@@ -85,9 +99,14 @@ class CustomerController(Controller):
         try:
             await require_invitation(settings, db, invitation_of(request))
             photo = await upload_bytes(data.chosen_photo(), settings.max_upload_bytes)
+            where = await asyncio.to_thread(
+                locations.from_form, data.place, data.lat, data.lon
+            )  # before: no half-made request
             token = await submit_request(
                 settings, db, search, outbox, link, photo, data.email, data.words, data.budget, data.budget_currency
             )
+            if where is not None:
+                await asyncio.to_thread(locations.set_for_token, db, token, where)
         except (ServiceError, ImageRejected) as exc:
             # The form again, with the refusal and what was typed; a browser never refills a file input.
             rejected = isinstance(exc, ImageRejected)
@@ -100,7 +119,7 @@ class CustomerController(Controller):
                     "the photo cannot be kept by the browser, so please choose it (or another one) again."
                 ),
             }
-            typed = {"email": data.email, "words": data.words, "budget": data.budget}
+            typed = {"email": data.email, "words": data.words, "budget": data.budget, "place": data.place}
             currencies, default_currency = await asyncio.to_thread(rates.currency_choices, db)
             return page(
                 request,
@@ -117,8 +136,19 @@ class CustomerController(Controller):
         return Redirect(f"/r/{token}", status_code=303)
 
     @get("/r/{token:str}", name="request_page")
-    async def request_page(self, request: Request, token: FromPath[str], db: Db, viewer: Viewer) -> Template:
-        view = await asyncio.to_thread(customer_page_view, db, token)
+    async def request_page(
+        self,
+        request: Request,
+        token: FromPath[str],
+        db: Db,
+        viewer: Viewer,
+        search: Search,
+        settings: AppSettings,
+        within_km: FromQuery[str | None] = None,
+    ) -> Template:
+        """The request; `?within_km=N` (with a shared location) shows the matches in stock within N km."""
+        view = await asyncio.to_thread(customer_page_view, db, token, search.nearby)
+        nearby = await nearby_context(db, search, settings, token, view, within_km)
         return page(
             request,
             "request.html",
@@ -126,6 +156,7 @@ class CustomerController(Controller):
             r=view,
             idempotency_key=secrets.token_urlsafe(16),
             countries=orders.countries(),
+            **nearby,
         )
 
     @get("/r/{token:str}/receipt", name="receipt_page")
@@ -159,7 +190,8 @@ class CustomerController(Controller):
     ) -> Redirect | Template:
         key = data.idempotency_key or secrets.token_urlsafe(16)
         try:
-            delivery = orders.check_delivery(data.delivery())
+            pickup = await asyncio.to_thread(pickups.offer_pickup, db, offer_id) if data.kind == "pickup" else None
+            delivery = orders.check_delivery(data.delivery(), pickup)
             await asyncio.to_thread(
                 functools.partial(offers_service.accept_offer, secret=settings.secret_key, delivery=delivery),
                 db,

@@ -32,19 +32,33 @@ from api.forms import (
 )
 from api.limits import OFFERS_FORM_BYTES
 from api.pages import notice_redirect, page
-from workflow import claims, customer_views, offers_service, operator_views, pairs, requests_service, workbench
+from catalog.nearby import NearbyStock
+from workflow import (
+    claims,
+    customer_views,
+    nearby_view,
+    offers_service,
+    operator_views,
+    pairs,
+    pickups,
+    requests_service,
+    workbench,
+)
 from workflow.errors import Invalid
 from workflow.models import User
 from workflow.settings import Settings
 from workflow.views import operator_view
 
 
-def _workbench_view(db: sessionmaker, request_id: int, user: User, settings: Settings) -> dict:
+def _workbench_view(
+    db: sessionmaker, request_id: int, user: User, settings: Settings, stock: NearbyStock | None = None
+) -> dict:
     """The request as the workbench shows it, with the catalog's filter choices and the latest
     re-search if it found nothing (the candidates shown are then the previous round's)."""
     claims.renew_if_held(db, request_id, user, settings.claim_ttl_s)
     with db() as session:
-        view = operator_view(session, requests_service.load_by_id(session, request_id))
+        found = requests_service.load_by_id(session, request_id)
+        view = nearby_view.add_for_operator(session, found, operator_view(session, found), stock)
         view["choices"] = workbench.filter_choices(session)
         view["empty_search"] = workbench.last_empty_search(session, request_id)
         return view
@@ -61,7 +75,8 @@ async def _workbench_page(
 ) -> Template:
     """The workbench; with `form_error` ({"form", "message", "typed"}) it is shown again after a refused
     form, with the refusal next to the form and what the person typed still in it."""
-    view = await asyncio.to_thread(_workbench_view, db, request_id, user, settings)
+    stock = getattr(getattr(request.app.state, "search", None), "nearby", None)  # stores near the customer
+    view = await asyncio.to_thread(_workbench_view, db, request_id, user, settings, stock)
     # May search and send offers: the claim holder, or once offers are out their sender (or an admin: follow-ups).
     holds = (view["status"] == "claimed" and view["claimed_by"] == user.name) or (
         view["status"] == "offers_sent" and (view["operator"] == user.name or user.role == "admin")
@@ -163,9 +178,12 @@ class OperatorController(Controller):
         try:
             drafts = offer_drafts(data)
             hours = offer_hours(data, settings.offer_ttl_hours)
+            chosen = pickups.parse_choices(data, [d.product_id for d in drafts])  # "pickup at store X"
+            await asyncio.to_thread(pickups.check_choices, db, chosen)
             ids = await asyncio.to_thread(
                 offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link, settings.secret_key
             )
+            await asyncio.to_thread(pickups.attach, db, ids, chosen)
         except Invalid as exc:  # shown again with what was typed: the ticks, prices, notes, expiry
             error = {"form": "offers", "message": exc.message, "typed": typed_offers(data)}
             return await _workbench_page(request, db, request_id, user, settings, status_of(exc), error)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from api.bearer import EXCEPTION_HANDLERS, SECURITY, bearer_as
 from api.dependencies import Db, SignedIn
 from api.openapi_docs import ErrorBody, described
-from workflow import orders
+from workflow import vendor_orders
 from workflow.errors import Forbidden
 
 
@@ -56,11 +56,17 @@ class VendorOrder:
     paid_at: Annotated[str | None, described("When it was paid (UTC, ISO 8601 to the second)")]
     delivery: Annotated[DeliveryAddress, described("Where the order goes")]
     tracking: Annotated[Tracking | None, described("Carrier and tracking number; null until shipped")]
+    state: Annotated[
+        str,
+        described(
+            "Where fulfilment stands: `to_ship`, `shipped`; for a pickup order `to_prepare`, `ready` (the "
+            "customer was told), `collected`; or `cancelled`. Fulfil with `POST /api/vendor/orders/{number}/...`"
+        ),
+    ] = "to_ship"
 
 
 def _orders_of(db: sessionmaker, vendor_id: int) -> list[VendorOrder]:
-    with db() as session:
-        found = orders.vendor_orders(session, vendor_id)
+    found = vendor_orders.vendor_order_rows(db, vendor_id)
     return [
         VendorOrder(
             number=o["number"],
@@ -72,6 +78,7 @@ def _orders_of(db: sessionmaker, vendor_id: int) -> list[VendorOrder]:
             paid_at=o["paid_at"],
             delivery=DeliveryAddress(**o["delivery"]),
             tracking=Tracking(**o["tracking"]) if o["tracking"] else None,
+            state=o["state"],
         )
         for o in found
     ]

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, delete, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, HeaderParameter, JSONBody, MultipartBody
 
@@ -23,7 +23,7 @@ from api.hosts import public_base
 from api.limits import UPLOAD_BODY_BYTES
 from api.openapi_docs import described, refusals
 from api.request_shapes import AcceptedRequestView, CustomerRequestView
-from workflow import offers_service, orders
+from workflow import locations, offers_service, orders, pickups
 from workflow.intake import submit_request
 from workflow.payments import PaymentProvider
 
@@ -49,14 +49,31 @@ class NewRequestForm:
     invitation: Annotated[
         str | None, described("The invitation link's token; required only while the site is in closed beta")
     ] = None
+    near: Annotated[
+        str | None,
+        described("Where the customer is, `lat,lon` in degrees (e.g. `52.52,13.40`), to see nearby stores; optional"),
+    ] = None
+    location: Annotated[
+        str | None,
+        described("Where the customer is as a postcode or city, geocoded offline (unknown: 422); optional"),
+    ] = None
+
+
+@dataclass
+class LocationBody:
+    """Where the customer is, to see nearby stores on the matches and offers: `near` ("lat,lon")
+    or `location` (a postcode or city, geocoded offline); `near` wins when both are given."""
+
+    near: Annotated[str | None, described("`lat,lon` in degrees, e.g. `48.8566,2.3522`")] = None
+    location: Annotated[str | None, described("A postcode or a city (unknown: 422 naming `location`)")] = None
 
 
 @dataclass
 class DeliveryBody:
-    """Where the order goes. `kind` is `ship` (pickup at a store is refused until vendors have
-    stores). Required: name, line1, city, postcode, country (ISO 3166 alpha-2, e.g. DE) and phone
-    (valid in that country; stored in E.164). A missing or bad one is a 422 whose `field` names it
-    (`delivery.postcode`)."""
+    """Where the order goes. `kind` is `ship` (to an address) or `pickup` (at the offer's pickup
+    store, `offers[].pickup`; refused for an offer without one). Shipping requires name, line1, city,
+    postcode, country (ISO 3166 alpha-2, e.g. DE) and phone (valid in that country; stored in E.164);
+    pickup only name and phone. A missing or bad one is a 422 whose `field` names it (`delivery.postcode`)."""
 
     name: Annotated[str, described("The recipient's full name (required)")] = ""
     line1: Annotated[str, described("Street and number (required)")] = ""
@@ -67,7 +84,9 @@ class DeliveryBody:
     phone: Annotated[str, described("A phone number for the carrier, valid in `country` (required; kept in E.164)")] = (
         ""
     )
-    kind: Annotated[str, described("`ship` (the only choice today: pickup waits for vendors' stores)")] = "ship"
+    kind: Annotated[
+        str, described("`ship` to the address, or `pickup` at the offer's pickup store (then no address is needed)")
+    ] = "ship"
 
 
 @dataclass
@@ -81,6 +100,15 @@ class AcceptBody:
         DeliveryBody | None, described("Where the order goes (required: without it the answer is 422)")
     ] = None
     card_number: Annotated[str | None, described("The older name of `card`, still accepted")] = None
+
+
+def _location_of(data: NewRequestForm | LocationBody) -> locations.SharedLocation | None:
+    """`near` ("lat,lon") wins over `location` (a postcode or city); neither: no location shared."""
+    if data.near and data.near.strip():
+        return locations.from_near(data.near)
+    if data.location and data.location.strip():
+        return locations.from_place(data.location, source="api")
+    return None
 
 
 def _as_json(request: Request, view: dict[str, Any], payments: PaymentProvider) -> CustomerRequestView:
@@ -116,6 +144,7 @@ class RequestsApiController(Controller):
         In closed beta, without a valid `invitation` the answer is 403 saying how to join the waitlist."""
         await require_invitation(settings, db, data.invitation)
         photo = await upload_bytes(data.photo, settings.max_upload_bytes)
+        where = await asyncio.to_thread(_location_of, data)  # checked first: a bad one keeps nothing
         token = await submit_request(
             settings,
             db,
@@ -128,7 +157,9 @@ class RequestsApiController(Controller):
             data.budget or "",
             data.budget_currency or "",
         )
-        return _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
+        if where is not None:
+            await asyncio.to_thread(locations.set_for_token, db, token, where)
+        return _as_json(request, await asyncio.to_thread(customer_page_view, db, token, search.nearby), payments)
 
     @get(
         "/{token:str}",
@@ -136,8 +167,48 @@ class RequestsApiController(Controller):
         operation_id="ApiRequestsTokenApiGetRequest",
         responses=refusals(400, 404),
     )
-    async def read(self, request: Request, token: FromPath[str], db: Db, payments: Payments) -> CustomerRequestView:
-        """A request by its token: status, expected reply time, matches, offers, messages, payment."""
+    async def read(
+        self, request: Request, token: FromPath[str], db: Db, payments: Payments, search: Search
+    ) -> CustomerRequestView:
+        """A request by its token: status, expected reply time, matches, offers, messages, payment. With
+        a shared `location`, matches and offers carry `stores` (nearest first) and offers their `pickup`."""
+        return _as_json(request, await asyncio.to_thread(customer_page_view, db, token, search.nearby), payments)
+
+    @put(
+        "/{token:str}/location",
+        name="api_share_location",
+        operation_id="ApiRequestsTokenLocationApiShareLocation",
+        responses=refusals(400, 404, 422),
+    )
+    async def share_location(
+        self,
+        request: Request,
+        token: FromPath[str],
+        data: JSONBody[LocationBody],
+        db: Db,
+        payments: Payments,
+        search: Search,
+    ) -> CustomerRequestView:
+        """Share (or change) where the customer is; the answer is the request with `location` and
+        each match's and offer's `stores`. Neither field given: 422."""
+        where = await asyncio.to_thread(_location_of, data)
+        if where is None:
+            raise locations.LocationInvalid("location", 'Give `near` ("lat,lon") or `location` (a postcode or city).')
+        await asyncio.to_thread(locations.set_for_token, db, token, where)
+        return _as_json(request, await asyncio.to_thread(customer_page_view, db, token, search.nearby), payments)
+
+    @delete(
+        "/{token:str}/location",
+        name="api_forget_location",
+        operation_id="ApiRequestsTokenLocationApiForgetLocation",
+        status_code=200,
+        responses=refusals(400, 404),
+    )
+    async def forget_location(
+        self, request: Request, token: FromPath[str], db: Db, payments: Payments
+    ) -> CustomerRequestView:
+        """Forget where the customer is: the request no longer shows nearby stores."""
+        await asyncio.to_thread(locations.set_for_token, db, token, None)
         return _as_json(request, await asyncio.to_thread(customer_page_view, db, token), payments)
 
     @post(
@@ -163,7 +234,10 @@ class RequestsApiController(Controller):
         Idempotency-Key returns the first outcome; the same key with another offer or card is refused
         (422); a second accept on the request is refused (409). The answer's `order` holds the order
         number and delivery once paid."""
-        delivery = orders.check_delivery(dataclasses.asdict(data.delivery) if data.delivery else None)
+        fields = dataclasses.asdict(data.delivery) if data.delivery else None
+        wants_pickup = bool(fields) and fields.get("kind") == "pickup"  # type: ignore[union-attr]
+        pickup = await asyncio.to_thread(pickups.offer_pickup, db, offer_id) if wants_pickup else None
+        delivery = orders.check_delivery(fields, pickup)
         result = await asyncio.to_thread(
             functools.partial(offers_service.accept_offer, secret=settings.secret_key, delivery=delivery),
             db,

@@ -7,11 +7,15 @@ Form fields, all optional but a photo or words must be given:
   crop           x,y,w,h of the region of the photo to search for, as fractions of the image
   k              how many products (1..200, default 24)
   min_price, max_price, category (repeatable), vendor (repeatable), in_stock (true/false)
+  near           "lat,lon" of the customer: each hit then lists the stores holding it, nearest first
+  within_km      the radius for those stores and for in_stock_nearby (km, default 10 with in_stock_nearby)
+  in_stock_nearby  true: only products some store within `within_km` of `near` has in stock
 
 Both form encodings are read (a search by words alone is often sent URL-encoded), so the body is
 decoded here into a typed `SearchForm` rather than by a Body annotation, which names one encoding.
 Errors are JSON `{"status_code", "detail"}`: 400 for a bad field or a damaged image, 413 for a too
-large upload or image, 415 for a body that is not a form or a file that is not a supported image.
+large upload or image, 415 for a body that is not a form or a file that is not a supported image,
+422 for a place or radius the nearby search refuses (`near`, `within_km`, `in_stock_nearby`).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from typing import Annotated, Any, TypedDict
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_415_UNSUPPORTED_MEDIA_TYPE, HTTP_422_UNPROCESSABLE_ENTITY
 
 from api.dependencies import Search
 from api.limits import read_form
 from api.openapi_docs import SearchFormOperation, described, refusals
+from catalog.geocoding import parse_near
 from catalog.money import PriceError, parse_price
+from catalog.nearby import DEFAULT_WITHIN_KM, Location, check_within_km
 from catalog.search_service import QueryInput
 from index.filters import SearchFilter
 from vision.decode import UPLOAD_LIMITS
@@ -46,6 +52,11 @@ def _bad(detail: str) -> HTTPException:
     return HTTPException(status_code=HTTP_400_BAD_REQUEST, detail=detail)
 
 
+def _refused(detail: str) -> HTTPException:
+    """422: a well-formed value the nearby search cannot use (a place off the globe, a radius of 0)."""
+    return HTTPException(status_code=HTTP_422_UNPROCESSABLE_ENTITY, detail=detail)
+
+
 @dataclass
 class SearchForm:
     """The search form's fields as sent: text fields at most once, `category` and `vendor` repeatable."""
@@ -58,6 +69,9 @@ class SearchForm:
     min_price: str | None = None
     max_price: str | None = None
     in_stock: str | None = None
+    near: str | None = None
+    within_km: str | None = None
+    in_stock_nearby: str | None = None
     category: list[str] = field(default_factory=list)
     vendor: list[str] = field(default_factory=list)
 
@@ -86,6 +100,7 @@ class SearchForm:
     async def query(self) -> QueryInput:
         """The search as the query service takes it; 400 naming the field for anything malformed."""
         weight = _number(self.text_weight, "text_weight")
+        near, within_km, in_stock_nearby = self._nearby()
         return QueryInput(
             image_bytes=await self.photo.read() if self.photo is not None else None,
             text=self.text,
@@ -93,7 +108,33 @@ class SearchForm:
             search_filter=self._filter(),
             k=self._k(),
             text_weight=QueryInput.text_weight if weight is None else weight,
+            near=near,
+            within_km=within_km,
+            in_stock_nearby=in_stock_nearby,
         )
+
+    def _nearby(self) -> tuple[Location | None, float | None, bool]:
+        """`near`, `within_km` and `in_stock_nearby` checked; 422 naming the field refused."""
+        near = None
+        if self.near is not None:
+            try:
+                near = parse_near(self.near)
+            except ValueError as exc:
+                raise _refused(f"field 'near': {exc}") from None
+        nearby = _flag(self.in_stock_nearby, "in_stock_nearby", _refused)
+        if nearby and near is None:
+            raise _refused("field 'near' is needed with in_stock_nearby=true: give 'lat,lon'")
+        within_km = None
+        if self.within_km is not None:
+            try:
+                within_km = check_within_km(float(self.within_km))
+            except ValueError:
+                raise _refused(
+                    f"field 'within_km' must be a distance in km above 0 and at most 500, not {self.within_km[:40]!r}"
+                ) from None
+        elif nearby:
+            within_km = DEFAULT_WITHIN_KM
+        return near, within_km, bool(nearby)
 
     def _k(self) -> int:
         if self.k is None:
@@ -115,13 +156,7 @@ class SearchForm:
         return (x, y, w, h)
 
     def _in_stock(self) -> bool | None:
-        if self.in_stock is None:
-            return None
-        if self.in_stock.lower() in _TRUE:
-            return True
-        if self.in_stock.lower() in _FALSE:
-            return False
-        raise _bad(f"field 'in_stock' must be true or false, not {self.in_stock[:20]!r}")
+        return _flag(self.in_stock, "in_stock", _bad)
 
     def _filter(self) -> SearchFilter | None:
         try:
@@ -135,6 +170,16 @@ class SearchForm:
         except ValueError as exc:
             raise _bad(str(exc)) from None
         return None if search_filter.is_empty else search_filter
+
+
+def _flag(value: str | None, name: str, refuse: Any) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise refuse(f"field {name!r} must be true or false, not {value[:20]!r}")
 
 
 def _price(value: str | None, name: str) -> float | None:
@@ -172,7 +217,19 @@ async def read_search_form(request: Request) -> SearchForm:
     return SearchForm.from_form(await read_form(request))
 
 
-class ProductHitShape(TypedDict):
+class StoreShape(TypedDict):
+    """A store holding the product, as seen from `near`."""
+
+    code: Annotated[str, described("The vendor's code for the store")]
+    name: Annotated[str, described("The store's name")]
+    address: Annotated[str, described("The store's street address; may be empty")]
+    vendor: Annotated[str, described("The vendor the store belongs to")]
+    distance_km: Annotated[float, described("Great-circle distance from `near`, in km")]
+    quantity: Annotated[int, described("How many the store holds (always above 0)")]
+    open_now: Annotated[bool | None, described("Whether it is open now on its own clock; null: no opening hours")]
+
+
+class _ProductHitBase(TypedDict):
     """One product found by `POST /api/search`."""
 
     product_id: Annotated[int, described("The catalog product's id")]
@@ -185,6 +242,15 @@ class ProductHitShape(TypedDict):
     in_stock: Annotated[bool, described("Whether the vendor has it in stock")]
     score: Annotated[float, described("How close it is to the query: cosine similarity, higher is closer")]
     image_id: Annotated[int, described("The id of the product image (or customer view) that matched best")]
+
+
+class ProductHitShape(_ProductHitBase, total=False):
+    """One product found by `POST /api/search`; `stores` only when the search gave `near`."""
+
+    stores: Annotated[
+        list[StoreShape],
+        described("With `near`: up to 3 stores holding it (within `within_km` if given), nearest first"),
+    ]
 
 
 class SearchResults(TypedDict):
@@ -207,7 +273,7 @@ class SearchController(Controller):
         name="api_search",
         operation_id="ApiSearchSearchProductsHandler",  # the 0.1.0 name: generated clients keep working
         operation_class=SearchFormOperation,  # the form this handler decodes itself, in the document
-        responses=refusals(400, 413, 415, 429),
+        responses=refusals(400, 413, 415, 422, 429),
     )
     async def search_products(self, request: Request, search: Search) -> SearchResults:
         """Ranked products for a photo and/or words, best first (one entry per product)."""

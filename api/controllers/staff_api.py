@@ -51,7 +51,7 @@ from workflow.offers_service import OfferDraft
 from workflow.settings import Settings
 from workflow.views import image_url, operator_view
 
-View = Literal["queue", "mine", "offers_out", "to_fulfil", "messages", "closed"]
+View = Literal["queue", "mine", "offers_out", "to_fulfil", "unavailable", "messages", "closed"]
 TOKEN_NOTE = (
     "`token` is the customer's key to the request and `url` its page; both are null when the token "
     "cannot be derived again (a request made before tokens were salted, or after the app's secret "

@@ -89,7 +89,7 @@ def test_an_accept_without_a_delivery_is_422_naming_the_field_and_charges_nothin
     bad_phone = http.post(path, json={"card": APPROVED, "delivery": {**ADDRESS, "phone": "12"}})
     assert bad_phone.status_code == 422 and bad_phone.json()["field"] == "delivery.phone"
     pickup = http.post(path, json={"card": APPROVED, "delivery": {**ADDRESS, "kind": "pickup"}})
-    assert pickup.status_code == 422 and "no vendor has a store" in pickup.json()["detail"]
+    assert pickup.status_code == 422 and "cannot be picked up at a store" in pickup.json()["detail"]
     assert not [key for _, key in site.payments.calls if key.endswith(("nd-1", "nd-2"))]
     read = http.get(f"/api/requests/{token}").json()
     assert read["status"] == "offers_sent" and read["order"] is None and read["payment"] is None
@@ -147,11 +147,12 @@ def test_a_vendor_lists_its_own_orders_only(site, http) -> None:
 
     browser = site.client()  # the vendor's page (cookie session) lists the same orders
     assert browser.login("acme-shop", PASSWORD).status_code == 303
-    page = browser.get("/vendor").text
+    page = browser.get("/vendor/orders").text
     assert numbers[acme_token] in page and numbers[globex_token] not in page and "Unter den Linden 1" in page
-    # The offer reads as what became of it (paid), not as the offer row's frozen "accepted".
-    state = re.search(rf'<td>{acme_offer}</td>.*?data-testid="vendor-offer-state">([^<]+)<', page, re.S)
-    assert state is not None and state.group(1) == "Paid (card authorised)"
+    # The outbox reads the offer as what became of it (paid), not as the offer row's frozen "accepted".
+    outbox = browser.get("/vendor/outbox").text
+    state = re.search(rf'data-offer="{acme_offer}" data-state="([^"]+)"', outbox)
+    assert state is not None and state.group(1) == "paid"
     browser.close()
 
     assert http.get("/api/vendor/orders").status_code == 401

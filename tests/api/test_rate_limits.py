@@ -96,6 +96,8 @@ def test_the_defaults_are_strict_for_sign_in_and_generous_for_search() -> None:
         ("/api/waitlist", "waitlist"),
         ("/apply/operator", "applications"),
         ("/api/applications/operator", "applications"),
+        ("/apply/vendor", "applications"),
+        ("/api/applications/vendor", "applications"),
         ("/my-requests", "find_requests"),
     ],
 )

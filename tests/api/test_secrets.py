@@ -186,7 +186,7 @@ def test_token_and_staff_pages_are_never_stored_and_carry_the_security_headers(s
         assert headers["cache-control"] == "no-store", response.url
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["referrer-policy"] == "same-origin"
-        assert "camera=()" in headers["permissions-policy"] and "geolocation=()" in headers["permissions-policy"]
+        assert "camera=()" in headers["permissions-policy"] and "geolocation=(self)" in headers["permissions-policy"]
     assert "no-store" not in site.client().get("/static/app.css").headers.get("cache-control", "")
 
 

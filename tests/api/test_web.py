@@ -873,7 +873,8 @@ def test_vendor_sees_their_products_and_offers_only(site, customer) -> None:
     add_user(site.sessions, "acme-staff", "vendor", PASSWORD, vendor_id=acme)
     vendor = site.client()
     assert vendor.login("acme-staff", PASSWORD).headers["location"] == "/vendor"
-    page = vendor.get("/vendor")
+    assert vendor.get("/vendor").status_code == 200  # the overview; the products are on /vendor/products
+    page = vendor.get("/vendor/products")
     assert page.status_code == 200 and "SKU-00001" in page.text and "SKU-00031" not in page.text
     assert "&lt;script&gt;" in page.text and SCRIPT_TITLE not in page.text
     assert vendor.get("/operator").status_code == 403
@@ -883,27 +884,27 @@ def test_the_vendor_pages_and_searches_their_products(site, monkeypatch) -> None
     """645 products used to show as the first 200 with no notice; now pages of VENDOR_PAGE, a search by
     title or SKU in any case, and the count of what matched."""
     from catalog.db import Product, Vendor
-    from workflow import views
+    from workflow import vendor_products
 
-    monkeypatch.setattr(views, "VENDOR_PAGE", 7)
+    monkeypatch.setattr(vendor_products, "VENDOR_PAGE", 7)
     with site.sessions() as session:
         acme = session.scalar(select(Vendor.id).where(Vendor.name == "acme"))
         total = session.scalar(select(func.count()).select_from(Product).where(Product.vendor_id == acme))
     add_user(site.sessions, "acme-pager", "vendor", PASSWORD, vendor_id=acme)
     vendor = site.client()
     vendor.login("acme-pager", PASSWORD)
-    first = vendor.get("/vendor").text
+    first = vendor.get("/vendor/products").text
     assert first.count('data-testid="vendor-product"') == 7 and f"Showing 1 to 7 of {total}." in first
     assert 'data-testid="vendor-next"' in first and 'data-testid="vendor-prev"' not in first
-    second = vendor.get("/vendor?page=2").text
+    second = vendor.get("/vendor/products?page=2").text
     assert f"Showing 8 to 14 of {total}." in second and 'data-testid="vendor-prev"' in second
-    shown = set(re.findall(r'<tr data-testid="vendor-product"><td>([^<]+)</td>', first))
-    assert not shown & set(re.findall(r'<tr data-testid="vendor-product"><td>([^<]+)</td>', second))
-    last = vendor.get("/vendor?page=999").text  # past the end: the last page
+    shown = set(re.findall(r'<tr data-testid="vendor-product" data-product="(\d+)">', first))
+    assert not shown & set(re.findall(r'<tr data-testid="vendor-product" data-product="(\d+)">', second))
+    last = vendor.get("/vendor/products?page=999").text  # past the end: the last page
     assert f"of {total}." in last and 'data-testid="vendor-next"' not in last
-    found = vendor.get("/vendor?q=sku-00003").text
+    found = vendor.get("/vendor/products?q=sku-00003").text
     assert found.count('data-testid="vendor-product"') == 1 and "SKU-00003" in found and "Showing 1 to 1 of 1." in found
-    assert "No products match." in vendor.get("/vendor?q=no-such-thing").text
+    assert "No products match." in vendor.get("/vendor/products?q=no-such-thing").text
     vendor.close()
 
 

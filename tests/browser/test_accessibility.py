@@ -15,9 +15,12 @@ from catalogs import product_photo
 from delivery_support import paid_request
 from litestar.routes import HTTPRoute
 from sqlalchemy import select
+from store_support import a11y_store
+from upload_support import staged_upload
 
 from access import password_links
 from catalog.db import Vendor
+from catalog.ids import product_id
 from mail.unsubscribe import token_for
 from workflow.models import CustomerRequest, User
 from workflow.users import add_user
@@ -27,6 +30,7 @@ PASSWORD = "correct horse battery staple"
 #: GET routes that are not pages people read: files, JSON, redirects that only set a cookie or a state.
 NOT_PAGES = re.compile(
     r"^/(api|schema|static|images|metrics|docs/assets)\b|/photo$|/counts$|^/invite/|^/waitlist/verify/"
+    r"|\.(csv|json)$"
 )
 
 
@@ -70,6 +74,9 @@ def _pages(site) -> dict[str, tuple[str | None, str]]:  # type: ignore[no-untype
         "/waitlist/{public_id:str}": (None, f"/waitlist/{entry}"),
         "/apply/operator": (None, "/apply/operator"),
         "/apply/operator/sent": (None, "/apply/operator/sent"),
+        "/apply/vendor": (None, "/apply/vendor"),
+        "/apply/vendor/sent": (None, "/apply/vendor/sent"),
+        "/vendor/team": ("vera", "/vendor/team"),
         "/set-password/{token:str}": (None, f"/set-password/{link}"),
         "/mail/unsubscribe/{token:str}": (
             None,
@@ -79,6 +86,14 @@ def _pages(site) -> dict[str, tuple[str | None, str]]:  # type: ignore[no-untype
         "/operator": ("olive", "/operator"),
         "/operator/requests/{request_id:int}": ("olive", f"/operator/requests/{request_id}"),
         "/vendor": ("vera", "/vendor"),
+        "/vendor/catalogs": ("vera", "/vendor/catalogs"),
+        "/vendor/outbox": ("vera", "/vendor/outbox"),
+        "/vendor/orders": ("vera", "/vendor/orders"),
+        "/vendor/products": ("vera", "/vendor/products"),
+        "/vendor/products/{product_id:int}": ("vera", f"/vendor/products/{product_id('acme', 'SKU-00001')}"),
+        "/vendor/catalogs/map/{token:str}": ("vera", f"/vendor/catalogs/map/{staged_upload(site, 'vera')}"),
+        "/vendor/stores": ("vera", "/vendor/stores"),
+        "/vendor/stores/{code:str}": ("vera", f"/vendor/stores/{a11y_store(site)}"),
         "/admin": ("ada", "/admin"),
         "/admin/applications": ("ada", "/admin/applications"),
         "/admin/waitlist": ("ada", "/admin/waitlist"),

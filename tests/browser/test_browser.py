@@ -322,7 +322,8 @@ def test_a_script_title_renders_as_text_and_never_runs(site, open_page, tmp_path
     best = page.get_by_test_id("instant-match").first.get_by_test_id("product-title")
     expect(best).to_have_text(SCRIPT_TITLE)
     assert page.locator("main script").count() == 0
-    assert page.evaluate("() => document.querySelectorAll('script').length") == 1  # only /static/app.js
+    scripts = page.evaluate("() => [...document.querySelectorAll('script')].map(s => s.getAttribute('src'))")
+    assert scripts == ["/static/app.js", "/static/nearby.js"]  # only the site's own files, no inline script
     shot(page, "escaping-customer-page")
     request_id = _request(site, token).id
     operator = open_page()

@@ -134,7 +134,7 @@ def test_a_0_1_0_database_is_refused_until_upgraded_then_keeps_every_row(tmp_pat
         assert workbench.status_code == 200 and "carla@example.com" in workbench.text
         vendor = site.client()
         assert vendor.login("acme-staff", "another long secret").status_code == 303
-        assert "Blue glazed mug" in vendor.get("/vendor").text
+        assert "Blue glazed mug" in vendor.get("/vendor/outbox").text  # the offer, in the vendor's outbox
     finally:
         server.stop()
 

@@ -1,0 +1,155 @@
+"""A vendor's product edits reach the index: price and stock filters see them, a deactivated product
+is gone from search with pages still full, and comes back, vectors and all, when reactivated."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from catalogs import make_rows, product_photo, write_csv
+from sqlalchemy import select
+
+from catalog.catalog_index import CatalogIndex
+from catalog.db import Product, make_engine, session_factory
+from catalog.doctor import check_workspace
+from catalog.ids import product_id
+from catalog.product_search import search_products
+from catalog.workspace import Workspace
+from catalog_ingest.ingest import ingest_catalog
+from catalog_ingest.product_edits import ProductEditRefused, ProductNotFound, edit_product, sinks_of
+from index.filters import SearchFilter
+from vision.embedder import open_embedder
+from vision.pipeline import load_pixels
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny, store):
+    return open_embedder("test-tiny", "onnx", store)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, embedder):
+    workspace = Workspace(tmp_path / "home")
+    ingest_catalog(write_csv(tmp_path / "c.csv", make_rows(30)), "acme", embedder, workspace)
+    ingest_catalog(write_csv(tmp_path / "o.csv", make_rows(3, start=100)), "other", embedder, workspace)
+    engine = make_engine(workspace.database_url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        vendor_id = session.scalar(select(Product.vendor_id).where(Product.sku == "SKU-00007"))
+    yield workspace, sessions, vendor_id
+    engine.dispose()
+
+
+def _search(workspace: Workspace, sessions, embedder, seed: int, k: int = 5, search_filter=None):
+    index = CatalogIndex(workspace, embedder.manifest.model_id, embedder.manifest.embed_dim)
+    query = embedder.embed_pixels(load_pixels(product_photo(seed), embedder.manifest.preprocess)[None])[0]
+    try:
+        return search_products(index, sessions, query, k, search_filter)
+    finally:
+        index.close()
+
+
+def test_a_price_edit_reaches_the_index_attributes(catalog, embedder):
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")  # 17.50 EUR
+    cheap = SearchFilter.of(max_price=10)
+    assert "SKU-00007" not in [h.sku for h in _search(workspace, sessions, embedder, 7, search_filter=cheap)]
+    edited = edit_product(sessions, sinks_of(workspace), vendor_id, pid, price="9,99")
+    assert edited.price == Decimal("9.99") and edited.currency == "EUR"
+    hits = _search(workspace, sessions, embedder, 7, search_filter=cheap)
+    assert hits[0].sku == "SKU-00007" and hits[0].price == "9.99"
+
+
+def test_a_stock_edit_reaches_the_in_stock_filter(catalog, embedder):
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")
+    in_stock = SearchFilter.of(in_stock=True)
+    assert _search(workspace, sessions, embedder, 7, search_filter=in_stock)[0].sku == "SKU-00007"
+    assert edit_product(sessions, sinks_of(workspace), vendor_id, pid, in_stock=False).in_stock is False
+    assert "SKU-00007" not in [h.sku for h in _search(workspace, sessions, embedder, 7, search_filter=in_stock)]
+
+
+def test_deactivated_leaves_search_with_pages_full_and_comes_back(catalog, embedder):
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")
+    sinks = sinks_of(workspace)
+    assert _search(workspace, sessions, embedder, 7)[0].sku == "SKU-00007"
+    edit_product(sessions, sinks, vendor_id, pid, active=False)
+    hits = _search(workspace, sessions, embedder, 7, k=10)
+    assert "SKU-00007" not in [h.sku for h in hits] and len(hits) == 10  # removed from the index, not post-filtered
+    assert check_workspace(workspace)["healthy"]  # an inactive product's images are not "without vectors"
+    edit_product(sessions, sinks, vendor_id, pid, active=False)  # twice: nothing kept is lost
+    edit_product(sessions, sinks, vendor_id, pid, price="11.00", active=True)
+    hits = _search(workspace, sessions, embedder, 7)
+    assert hits[0].sku == "SKU-00007" and hits[0].score == pytest.approx(1.0, abs=1e-4) and hits[0].price == "11.00"
+    assert not list((workspace.vectors_dir(embedder.manifest.model_id) / "inactive").glob("*.npz"))
+
+
+def test_an_ingest_keeps_a_deactivated_product_out_of_search(catalog, embedder, tmp_path):
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")
+    edit_product(sessions, sinks_of(workspace), vendor_id, pid, active=False)
+    rows = make_rows(30)
+    rows[7]["title"] = "Renamed in the back office"
+    ingest_catalog(write_csv(tmp_path / "again.csv", rows), "acme", embedder, workspace)
+    assert "SKU-00007" not in [h.sku for h in _search(workspace, sessions, embedder, 7, k=10)]
+    edit_product(sessions, sinks_of(workspace), vendor_id, pid, active=True)
+    assert _search(workspace, sessions, embedder, 7)[0].sku == "SKU-00007"
+
+
+def test_bad_price_and_foreign_products_are_refused_and_change_nothing(catalog):
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")
+    for bad in ("abc", "-3", "0", "1e400"):
+        with pytest.raises(ProductEditRefused) as refused:
+            edit_product(sessions, sinks_of(workspace), vendor_id, pid, price=bad, active=False)
+        assert refused.value.field == "price"
+    with sessions() as session:
+        product = session.get(Product, pid)
+        assert (product.price, product.active) == (Decimal("17.50"), True)
+    with pytest.raises(ProductNotFound):
+        edit_product(sessions, sinks_of(workspace), vendor_id, product_id("other", "SKU-00100"), in_stock=False)
+    with pytest.raises(ProductNotFound):
+        edit_product(sessions, sinks_of(workspace), vendor_id, 12345, in_stock=False)
+
+
+def test_only_the_products_vectors_are_touched(catalog, embedder):
+    workspace, sessions, vendor_id = catalog
+    from index.vector_store import VectorStore
+
+    store = VectorStore.open(workspace.vectors_dir(embedder.manifest.model_id))
+    before = store.count()
+    edit_product(sessions, sinks_of(workspace), vendor_id, product_id("acme", "SKU-00003"), active=False)
+    store = VectorStore.open(store.directory)
+    assert store.count() == before - 1  # one image: the product's own, no other
+
+
+@pytest.mark.sqlite_only
+def test_a_backup_keeps_what_a_deactivated_product_needs_to_come_back(catalog, embedder, tmp_path):
+    from catalog.backup import backup
+
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")
+    edit_product(sessions, sinks_of(workspace), vendor_id, pid, active=False)
+    backup(workspace, tmp_path / "copy")
+    copied = Workspace(tmp_path / "copy")
+    engine = make_engine(copied.database_url)
+    copied_sessions = session_factory(engine)
+    try:
+        edit_product(copied_sessions, sinks_of(copied), vendor_id, pid, active=True)
+        assert _search(copied, copied_sessions, embedder, 7)[0].sku == "SKU-00007"
+    finally:
+        engine.dispose()
+
+
+def test_a_reembed_keeps_a_deactivated_product_out_of_search(catalog, embedder):
+    from catalog_ingest.reembed import Reembedder
+
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")
+    edit_product(sessions, sinks_of(workspace), vendor_id, pid, active=False)
+    Reembedder(workspace, sessions, embedder).run()
+    assert "SKU-00007" not in [h.sku for h in _search(workspace, sessions, embedder, 7, k=10)]
+    edit_product(sessions, sinks_of(workspace), vendor_id, pid, active=True)
+    assert _search(workspace, sessions, embedder, 7)[0].sku == "SKU-00007"
