@@ -14,11 +14,16 @@ from pathlib import Path
 import httpx
 import uvicorn
 from catalogs import make_rows, write_csv
+from sqlalchemy import select
 
 from api.app import create_app
+from catalog.db import Product, Vendor
 from catalog.workspace import Workspace
 from catalog_ingest.ingest import ingest_catalog
+from workflow import claims, offers_service
+from workflow.models import CustomerRequest, User
 from workflow.payments import TestPaymentProvider
+from workflow.request_tokens import token_hash
 from workflow.settings import Settings
 from workflow.users import add_user
 
@@ -119,11 +124,51 @@ def start_site(workspace: Workspace, **overrides) -> tuple[Site, ServerThread]: 
 
 @contextmanager
 def staffed_site(folder: Path, embedder, password: str, staff=STAFF, **overrides) -> Iterator[Site]:  # type: ignore[no-untyped-def]
-    """A running site over the small test catalog in `folder`, with `staff` accounts sharing `password`."""
+    """A running site over the small test catalog in `folder`, with `staff` accounts sharing `password`:
+    (name, role) pairs, or (name, "vendor", vendor name) for a user of one of the catalog's vendors."""
     site, server = start_site(build_catalog(folder, embedder), **overrides)
-    for name, role in staff:
-        add_user(site.sessions, name, role, password)
+    with site.sessions() as session:
+        vendors = dict(session.execute(select(Vendor.name, Vendor.id)).all())
+    for name, role, *vendor in staff:
+        add_user(site.sessions, name, role, password, vendor_id=vendors[vendor[0]] if vendor else None)
     try:
         yield site
     finally:
         server.stop()
+
+
+def bearer(http: httpx.Client, name: str, password: str) -> dict[str, str]:
+    """The Authorization header of a staff token for `name` (`POST /api/staff/token`)."""
+    answer = http.post("/api/staff/token", json={"name": name, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+class NoMail:
+    """An outbox that drops mail: for offers sent by workflow calls in tests that read no mail."""
+
+    def send_template(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def offered_request(
+    site: Site, http: httpx.Client, photo: bytes, vendor: str, operator: str = "alice"
+) -> tuple[str, int, int]:
+    """A customer's request (JSON API, with `photo`) with one offer of `vendor`'s first product at
+    25.00, sent by `operator` (an existing account): (customer token, request id, offer id)."""
+    made = http.post(
+        "/api/requests", data={"email": "shopper@example.com"}, files={"photo": ("p.jpg", photo, "image/jpeg")}
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    with site.sessions() as session:
+        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
+        user = session.scalar(select(User).where(User.name == operator))
+        product = session.scalar(
+            select(Product.id).join(Vendor).where(Vendor.name == vendor).order_by(Product.id).limit(1)
+        )
+    claims.claim(site.sessions, request_id, user, 600)
+    [offer] = offers_service.send_offers(
+        site.sessions, request_id, user, [offers_service.OfferDraft(product, "25.00")], 24, NoMail(), "/r/{token}"
+    )
+    return token, request_id, offer

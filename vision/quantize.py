@@ -18,5 +18,6 @@ def quantize_int8(source: Path, target: Path) -> None:
         model_output=target,
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=True,
         op_types_to_quantize=["MatMul", "Gemm"],
     )

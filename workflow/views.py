@@ -11,7 +11,7 @@ from workflow import offer_flags, orders, rates, vendor_products
 from workflow.audit import trail
 from workflow.customer_picks import latest_pick
 from workflow.lifecycle import label
-from workflow.models import Candidate, CustomerRequest, CustomerView, Offer, Payment, User, now, utc
+from workflow.models import Candidate, CustomerRequest, CustomerView, Payment, User, now, utc
 from workflow.requests_service import estimate_reply
 from workflow.states import OfferStatus
 
@@ -205,45 +205,10 @@ def operator_view(session: Session, request: CustomerRequest) -> dict:
     return view
 
 
-VENDOR_SHOWN = 200  # offers a vendor page lists
-
-
-def _offer_state(offer: Offer, request_status: str) -> str:
-    """What became of an offer, as a vendor follows it: an accepted offer goes on to paid and fulfilled
-    with its request (the offer row itself stays `accepted`)."""
-    if offer.status == "accepted" and request_status in ("paid", "fulfilled", "closed", "cancelled"):
-        return request_status
-    return offer.status
-
-
 def vendor_overview(db: sessionmaker, vendor_id: int) -> dict:
     """The vendor's name and the overview counts (products, offers waiting, orders to ship, stores,
-    jobs; `workflow.vendor_products`), the latest offers with what became of them, and paid orders.
-    The products themselves are listed on /vendor/products (`vendor_products.product_page`)."""
+    jobs; `workflow.vendor_products`). The rows behind them have their own pages: products
+    (`vendor_products.product_page`), the outbox (`vendor_outbox`) and orders (`vendor_orders`)."""
     with db() as session:
         vendor = session.get(Vendor, vendor_id)
-        counts = vendor_products.overview_counts(session, vendor_id)
-        offers = session.execute(
-            select(Offer, CustomerRequest.status)
-            .join(CustomerRequest, CustomerRequest.id == Offer.request_id)
-            .where(Offer.vendor_id == vendor_id)
-            .order_by(Offer.id.desc())
-            .limit(VENDOR_SHOWN)
-        ).all()
-        paid = orders.vendor_orders(session, vendor_id)
-        return {
-            "vendor": vendor.name if vendor else "",
-            "counts": counts,
-            "offers": [
-                {
-                    "id": offer.id,
-                    "title": offer.title,
-                    "price": offer.price,
-                    "currency": offer.currency,
-                    "state": _offer_state(offer, status),
-                    "sent": _iso(offer.created_at),
-                }
-                for offer, status in offers
-            ],
-            "orders": paid,
-        }
+        return {"vendor": vendor.name if vendor else "", "counts": vendor_products.overview_counts(session, vendor_id)}

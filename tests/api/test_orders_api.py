@@ -11,38 +11,22 @@ import httpx
 import pytest
 from catalogs import product_photo
 from delivery_support import ADDRESS, SHIPMENT
-from sqlalchemy import select
-from webapp import build_catalog, start_site
+from webapp import bearer, offered_request, staffed_site
 
-from catalog.db import Product, Vendor
 from vision.embedder import open_embedder
-from workflow import claims, offers_service
-from workflow.models import CustomerRequest, User
 from workflow.payments import APPROVED
-from workflow.request_tokens import token_hash
-from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
 
 
-class NoMail:
-    def send_template(self, *args: object, **kwargs: object) -> None:
-        pass
+STAFF = (("alice", "operator"), ("root", "admin"), ("acme-shop", "vendor", "acme"), ("globex-shop", "vendor", "globex"))
 
 
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("orders-api-catalog"), embedder)
-    site, server = start_site(workspace)
-    with site.sessions() as session:
-        vendors = dict(session.execute(select(Vendor.name, Vendor.id)).all())
-    add_user(site.sessions, "alice", "operator", PASSWORD)
-    add_user(site.sessions, "root", "admin", PASSWORD)
-    add_user(site.sessions, "acme-shop", "vendor", PASSWORD, vendor_id=vendors["acme"])
-    add_user(site.sessions, "globex-shop", "vendor", PASSWORD, vendor_id=vendors["globex"])
-    yield site
-    server.stop()
+    with staffed_site(tmp_path_factory.mktemp("orders-api-catalog"), embedder, PASSWORD, STAFF) as site:
+        yield site
 
 
 @pytest.fixture
@@ -51,30 +35,9 @@ def http(site):
         yield client
 
 
-def _bearer(http: httpx.Client, name: str) -> dict[str, str]:
-    answer = http.post("/api/staff/token", json={"name": name, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
-
-
 def _offered(site, http: httpx.Client, row: int, vendor: str = "acme") -> tuple[str, int, int]:  # type: ignore[no-untyped-def]
     """A customer's request (JSON API) with one offer of `vendor`'s product: (token, request id, offer id)."""
-    made = http.post(
-        "/api/requests",
-        data={"email": "shopper@example.com"},
-        files={"photo": ("p.jpg", product_photo(row, size=200), "image/jpeg")},
-    )
-    assert made.status_code == 201, made.text
-    token = made.json()["token"]
-    with site.sessions() as session:
-        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
-        alice = session.scalar(select(User).where(User.name == "alice"))
-        product = session.scalar(select(Product.id).join(Vendor).where(Vendor.name == vendor).limit(1))
-    claims.claim(site.sessions, request_id, alice, 600)
-    [offer] = offers_service.send_offers(
-        site.sessions, request_id, alice, [offers_service.OfferDraft(product, "25.00")], 24, NoMail(), "/r/{token}"
-    )
-    return token, request_id, offer
+    return offered_request(site, http, product_photo(row, size=200), vendor)
 
 
 def test_an_accept_without_a_delivery_is_422_naming_the_field_and_charges_nothing(site, http) -> None:
@@ -108,7 +71,7 @@ def test_an_accept_with_a_delivery_answers_the_order_and_the_request_shows_its_t
     assert replay.status_code == 200 and replay.json()["accept"]["replayed"] is True
     assert [op for op, key in site.payments.calls if key.endswith("d-1")] == ["authorise"]  # charged once
 
-    alice = _bearer(http, "alice")
+    alice = bearer(http, "alice", PASSWORD)
     no_tracking = http.post(f"/api/staff/requests/{request_id}/fulfil", headers=alice, json={"carrier": "DHL"})
     assert no_tracking.status_code == 422 and "tracking" in no_tracking.json()["detail"]
     fulfilled = http.post(f"/api/staff/requests/{request_id}/fulfil", headers=alice, json=SHIPMENT)
@@ -136,13 +99,13 @@ def test_a_vendor_lists_its_own_orders_only(site, http) -> None:
         assert paid.status_code == 200, paid.text
         numbers[token] = paid.json()["order"]["number"]
 
-    acme = http.get("/api/vendor/orders", headers=_bearer(http, "acme-shop"))
+    acme = http.get("/api/vendor/orders", headers=bearer(http, "acme-shop", PASSWORD))
     assert acme.status_code == 200, acme.text
     listed = {o["number"]: o for o in acme.json()}
     assert numbers[acme_token] in listed and numbers[globex_token] not in listed
     mine = listed[numbers[acme_token]]
     assert (mine["price"], mine["currency"], mine["delivery"]["city"]) == ("25.00", "EUR", "Berlin")
-    globex = http.get("/api/vendor/orders", headers=_bearer(http, "globex-shop")).json()
+    globex = http.get("/api/vendor/orders", headers=bearer(http, "globex-shop", PASSWORD)).json()
     assert [o["number"] for o in globex] == [numbers[globex_token]]
 
     browser = site.client()  # the vendor's page (cookie session) lists the same orders
@@ -157,7 +120,7 @@ def test_a_vendor_lists_its_own_orders_only(site, http) -> None:
 
     assert http.get("/api/vendor/orders").status_code == 401
     assert http.get("/api/vendor/orders", headers={"Authorization": "Bearer nonsense"}).status_code == 401
-    assert http.get("/api/vendor/orders", headers=_bearer(http, "alice")).status_code == 403  # not a vendor
+    assert http.get("/api/vendor/orders", headers=bearer(http, "alice", PASSWORD)).status_code == 403  # not a vendor
 
 
 def test_the_contract_is_in_the_openapi_document(http) -> None:

@@ -15,38 +15,29 @@ import pytest
 from catalogs import product_photo
 from sqlalchemy import select
 from upload_support import catalog_zip
-from webapp import Browser, build_catalog, start_site
+from webapp import Browser, bearer, staffed_site
 
 from catalog.db import Product, Vendor
 from vision.embedder import open_embedder
-from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
+
+
+STAFF = (("acme-shop", "vendor", "acme"), ("globex-shop", "vendor", "globex"))
 
 
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("vendor-catalogs-api"), embedder)
-    site, server = start_site(workspace, rate_limits="off")
-    with site.sessions() as session:
-        vendors = dict(session.execute(select(Vendor.name, Vendor.id)).all())
-    add_user(site.sessions, "acme-shop", "vendor", PASSWORD, vendor_id=vendors["acme"])
-    add_user(site.sessions, "globex-shop", "vendor", PASSWORD, vendor_id=vendors["globex"])
-    yield site
-    server.stop()
+    folder = tmp_path_factory.mktemp("vendor-catalogs-api")
+    with staffed_site(folder, embedder, PASSWORD, STAFF, rate_limits="off") as site:
+        yield site
 
 
 @pytest.fixture
 def http(site):
     with httpx.Client(base_url=site.url, timeout=60) as client:
         yield client
-
-
-def _bearer(http: httpx.Client, name: str) -> dict[str, str]:
-    answer = http.post("/api/staff/token", json={"name": name, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def _finished(http: httpx.Client, job_id: int, headers: dict[str, str]) -> dict:
@@ -67,7 +58,7 @@ def test_anonymous_callers_get_401(http) -> None:
 
 
 def test_upload_runs_as_a_job_with_a_report_and_the_products_become_searchable(site, http, tmp_path) -> None:
-    acme, globex = _bearer(http, "acme-shop"), _bearer(http, "globex-shop")
+    acme, globex = bearer(http, "acme-shop", PASSWORD), bearer(http, "globex-shop", PASSWORD)
     archive = catalog_zip(tmp_path / "upload", 6, start=500, bad_rows=1)
     sent = http.post(
         "/api/vendor/catalogs",
@@ -109,7 +100,7 @@ def test_upload_runs_as_a_job_with_a_report_and_the_products_become_searchable(s
 
 
 def test_unknown_formats_and_missing_columns_are_422_saying_why(http) -> None:
-    acme = _bearer(http, "acme-shop")
+    acme = bearer(http, "acme-shop", PASSWORD)
     odd = http.post("/api/vendor/catalogs", headers=acme, files={"file": ("catalog.xlsx", b"PK\x03\x04junk")})
     assert odd.status_code == 422, odd.text
     assert "Unknown catalog format '.xlsx'" in odd.json()["message"]
@@ -140,7 +131,7 @@ def test_unknown_formats_and_missing_columns_are_422_saying_why(http) -> None:
 
 
 def test_sync_removes_the_products_the_file_no_longer_lists(site, http, tmp_path) -> None:
-    globex = _bearer(http, "globex-shop")
+    globex = bearer(http, "globex-shop", PASSWORD)
     archive = catalog_zip(tmp_path / "sync", 3, start=30)  # globex has SKU-00030 to SKU-00039
     sent = http.post(
         "/api/vendor/catalogs",

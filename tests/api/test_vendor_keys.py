@@ -13,38 +13,30 @@ import pytest
 from catalogs import product_photo
 from delivery_support import ADDRESS
 from sqlalchemy import select
-from webapp import build_catalog, start_site
+from webapp import offered_request, staffed_site
 
 from access.models import VendorApiKey, VendorApplication
-from catalog.db import Product, Vendor
 from vision.embedder import open_embedder
-from workflow import claims, offers_service
-from workflow.models import CustomerRequest, User
+from workflow.models import User
 from workflow.payments import APPROVED
-from workflow.request_tokens import token_hash
-from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
 
 
-class NoMail:
-    def send_template(self, *args: object, **kwargs: object) -> None:
-        pass
+STAFF = (
+    ("alice", "operator"),
+    ("acme-shop", "vendor", "acme"),
+    ("acme-two", "vendor", "acme"),
+    ("globex-shop", "vendor", "globex"),
+)
 
 
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("vendor-keys-catalog"), embedder)
-    site, server = start_site(workspace, rate_limits="off")
-    with site.sessions() as session:
-        vendors = dict(session.execute(select(Vendor.name, Vendor.id)).all())
-    add_user(site.sessions, "alice", "operator", PASSWORD)
-    add_user(site.sessions, "acme-shop", "vendor", PASSWORD, vendor_id=vendors["acme"])
-    add_user(site.sessions, "acme-two", "vendor", PASSWORD, vendor_id=vendors["acme"])
-    add_user(site.sessions, "globex-shop", "vendor", PASSWORD, vendor_id=vendors["globex"])
-    yield site
-    server.stop()
+    folder = tmp_path_factory.mktemp("vendor-keys-catalog")
+    with staffed_site(folder, embedder, PASSWORD, STAFF, rate_limits="off") as site:
+        yield site
 
 
 @pytest.fixture
@@ -55,21 +47,7 @@ def http(site):
 
 def _order(site, http: httpx.Client, row: int, vendor: str) -> str:  # type: ignore[no-untyped-def]
     """A paid order for one of `vendor`'s products; its number."""
-    made = http.post(
-        "/api/requests",
-        data={"email": "shopper@example.com"},
-        files={"photo": ("p.jpg", product_photo(row, size=200), "image/jpeg")},
-    )
-    assert made.status_code == 201, made.text
-    token = made.json()["token"]
-    with site.sessions() as session:
-        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
-        alice = session.scalar(select(User).where(User.name == "alice"))
-        product = session.scalar(select(Product.id).join(Vendor).where(Vendor.name == vendor).limit(1))
-    claims.claim(site.sessions, request_id, alice, 600)
-    [offer] = offers_service.send_offers(
-        site.sessions, request_id, alice, [offers_service.OfferDraft(product, "25.00")], 24, NoMail(), "/r/{token}"
-    )
+    token, _, offer = offered_request(site, http, product_photo(row, size=200), vendor)
     paid = http.post(f"/api/requests/{token}/offers/{offer}/accept", json={"card": APPROVED, "delivery": ADDRESS})
     assert paid.status_code == 200, paid.text
     return paid.json()["order"]["number"]

@@ -10,37 +10,23 @@ import httpx
 import pytest
 from catalogs import product_photo
 from delivery_support import ADDRESS, SHIPMENT
-from sqlalchemy import select
-from webapp import build_catalog, start_site
+from webapp import bearer, offered_request, staffed_site
 
-from catalog.db import Product, Vendor
 from vision.embedder import open_embedder
-from workflow import claims, offers_service
-from workflow.models import CustomerRequest, User
 from workflow.payments import APPROVED
-from workflow.request_tokens import token_hash
-from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
 
 
-class NoMail:
-    def send_template(self, *args: object, **kwargs: object) -> None:
-        pass
+STAFF = (("alice", "operator"), ("acme-shop", "vendor", "acme"), ("globex-shop", "vendor", "globex"))
 
 
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("vendor-outbox-api"), embedder)
-    site, server = start_site(workspace, rate_limits="off")
-    with site.sessions() as session:
-        vendors = dict(session.execute(select(Vendor.name, Vendor.id)).all())
-    add_user(site.sessions, "alice", "operator", PASSWORD)
-    add_user(site.sessions, "acme-shop", "vendor", PASSWORD, vendor_id=vendors["acme"])
-    add_user(site.sessions, "globex-shop", "vendor", PASSWORD, vendor_id=vendors["globex"])
-    yield site
-    server.stop()
+    folder = tmp_path_factory.mktemp("vendor-outbox-api")
+    with staffed_site(folder, embedder, PASSWORD, STAFF, rate_limits="off") as site:
+        yield site
 
 
 @pytest.fixture
@@ -49,29 +35,9 @@ def http(site):
         yield client
 
 
-def _bearer(http: httpx.Client, name: str) -> dict[str, str]:
-    answer = http.post("/api/staff/token", json={"name": name, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
-
-
 def _offered(site, http: httpx.Client, row: int, vendor: str = "acme") -> tuple[str, int, int]:  # type: ignore[no-untyped-def]
-    made = http.post(
-        "/api/requests",
-        data={"email": "shopper@example.com"},
-        files={"photo": ("p.jpg", product_photo(row, size=200), "image/jpeg")},
-    )
-    assert made.status_code == 201, made.text
-    token = made.json()["token"]
-    with site.sessions() as session:
-        request_id = session.scalar(select(CustomerRequest.id).where(CustomerRequest.token_sha256 == token_hash(token)))
-        alice = session.scalar(select(User).where(User.name == "alice"))
-        product = session.scalar(select(Product.id).join(Vendor).where(Vendor.name == vendor).limit(1))
-    claims.claim(site.sessions, request_id, alice, 600)
-    [offer] = offers_service.send_offers(
-        site.sessions, request_id, alice, [offers_service.OfferDraft(product, "25.00")], 24, NoMail(), "/r/{token}"
-    )
-    return token, request_id, offer
+    """A customer's request with one offer of `vendor`'s first product: (token, request id, offer id)."""
+    return offered_request(site, http, product_photo(row, size=200), vendor)
 
 
 def _paid(site, http: httpx.Client, row: int, vendor: str = "acme") -> tuple[str, int, int, str]:  # type: ignore[no-untyped-def]
@@ -87,22 +53,22 @@ def _paid(site, http: httpx.Client, row: int, vendor: str = "acme") -> tuple[str
 
 def test_the_outbox_lists_the_vendors_requests_only(site, http) -> None:
     _, request_id, offer, number = _paid(site, http, 2)
-    acme = http.get("/api/vendor/outbox", headers=_bearer(http, "acme-shop"))
+    acme = http.get("/api/vendor/outbox", headers=bearer(http, "acme-shop", PASSWORD))
     assert acme.status_code == 200, acme.text
     body = acme.json()
     [row] = [r for r in body["rows"] if r["offer_id"] == offer]
     assert (row["state"], row["order_number"], row["price"], row["operator"]) == ("paid", number, "25.00", "alice")
     assert row["photo_url"] == f"/vendor/outbox/{request_id}/photo" and "shopper@example.com" not in acme.text
     assert body["page"] == 1 and body["total"] >= 1
-    globex = http.get("/api/vendor/outbox", headers=_bearer(http, "globex-shop")).json()
+    globex = http.get("/api/vendor/outbox", headers=bearer(http, "globex-shop", PASSWORD)).json()
     assert all(r["offer_id"] != offer for r in globex["rows"])
     assert http.get("/api/vendor/outbox").status_code == 401
-    assert http.get("/api/vendor/outbox", headers=_bearer(http, "alice")).status_code == 403
+    assert http.get("/api/vendor/outbox", headers=bearer(http, "alice", PASSWORD)).status_code == 403
 
 
 def test_shipping_captures_once_and_the_customer_sees_the_tracking(site, http) -> None:
     token, _, _, number = _paid(site, http, 3)
-    acme, globex = _bearer(http, "acme-shop"), _bearer(http, "globex-shop")
+    acme, globex = bearer(http, "acme-shop", PASSWORD), bearer(http, "globex-shop", PASSWORD)
     path = f"/api/vendor/orders/{number}/shipped"
     assert http.post(path, json=SHIPMENT).status_code == 401
     assert http.post(path, json=SHIPMENT, headers=globex).status_code == 404  # not globex's order
@@ -123,7 +89,7 @@ def test_shipping_captures_once_and_the_customer_sees_the_tracking(site, http) -
 
 def test_not_available_is_seen_and_the_accept_is_refused(site, http) -> None:
     token, request_id, offer = _offered(site, http, 4)
-    acme, globex = _bearer(http, "acme-shop"), _bearer(http, "globex-shop")
+    acme, globex = bearer(http, "acme-shop", PASSWORD), bearer(http, "globex-shop", PASSWORD)
     path = f"/api/vendor/offers/{offer}/unavailable"
     assert http.post(path).status_code == 401
     assert http.post(path, headers=globex).status_code == 404
@@ -138,7 +104,7 @@ def test_not_available_is_seen_and_the_accept_is_refused(site, http) -> None:
     )
     assert refused.status_code == 409 and "no longer available" in refused.json()["detail"]
     assert len(site.payments.calls) == calls  # nothing charged, nothing held
-    alice = _bearer(http, "alice")  # the operator sees it at once: the offer's mark, and the list
+    alice = bearer(http, "alice", PASSWORD)  # the operator sees it at once: the offer's mark, and the list
     staff = http.get(f"/api/staff/requests/{request_id}", headers=alice)
     assert staff.status_code == 200 and [o["unavailable"] for o in staff.json()["offers"]] == [True]
     listed = http.get("/api/staff/requests", params={"view": "unavailable"}, headers=alice)

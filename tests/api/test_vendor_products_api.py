@@ -9,31 +9,27 @@ import httpx
 import pytest
 from catalogs import product_photo
 from sqlalchemy import select
-from webapp import build_catalog, start_site
+from webapp import NoMail, bearer, staffed_site
 
-from catalog.db import Product, Vendor
+from catalog.db import Product
 from catalog.ids import product_id
 from vision.embedder import open_embedder
 from workflow import claims, offers_service, vendor_products
 from workflow.errors import Invalid
 from workflow.models import Candidate, CustomerRequest, User
-from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
+
+
+STAFF = (("acme-shop", "vendor", "acme"), ("globex-shop", "vendor", "globex"), ("alice", "operator"))
 
 
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("vendor-products-api"), embedder)
-    site, server = start_site(workspace, rate_limits="off")
-    with site.sessions() as session:
-        vendors = dict(session.execute(select(Vendor.name, Vendor.id)).all())
-    add_user(site.sessions, "acme-shop", "vendor", PASSWORD, vendor_id=vendors["acme"])
-    add_user(site.sessions, "globex-shop", "vendor", PASSWORD, vendor_id=vendors["globex"])
-    add_user(site.sessions, "alice", "operator", PASSWORD)
-    yield site
-    server.stop()
+    folder = tmp_path_factory.mktemp("vendor-products-api")
+    with staffed_site(folder, embedder, PASSWORD, STAFF, rate_limits="off") as site:
+        yield site
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +40,12 @@ def http(site):
 
 @pytest.fixture(scope="module")
 def acme(http) -> dict[str, str]:
-    return _bearer(http, "acme-shop")
+    return bearer(http, "acme-shop", PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def globex(http) -> dict[str, str]:
-    return _bearer(http, "globex-shop")
-
-
-def _bearer(http: httpx.Client, name: str) -> dict[str, str]:
-    answer = http.post("/api/staff/token", json={"name": name, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
+    return bearer(http, "globex-shop", PASSWORD)
 
 
 def _search(http: httpx.Client, seed: int, **data: str) -> list[dict]:
@@ -151,7 +141,7 @@ def test_another_vendors_products_are_404_and_anonymous_is_401(http, acme, globe
     assert http.get("/api/vendor/products").status_code == 401
     assert http.patch(f"/api/vendor/products/{theirs}", json={"active": False}).status_code == 401
     assert http.get("/api/vendor/products", headers={"Authorization": "Bearer nonsense"}).status_code == 401
-    assert http.get("/api/vendor/products", headers=_bearer(http, "alice")).status_code == 403  # not a vendor
+    assert http.get("/api/vendor/products", headers=bearer(http, "alice", PASSWORD)).status_code == 403  # not a vendor
 
 
 def test_the_product_page_edits_with_clear_refusals_and_the_overview_counts(site, http) -> None:
@@ -178,11 +168,6 @@ def test_the_product_page_edits_with_clear_refusals_and_the_overview_counts(site
     assert browser.post(f"/vendor/products/{pid}/active", {"active": "yes", "confirm": "yes"}).status_code == 303
     assert _search(http, 20)[0]["price"] == "1299.00"
     browser.close()
-
-
-class NoMail:
-    def send_template(self, *args: object, **kwargs: object) -> None:
-        pass
 
 
 def test_an_operator_cannot_offer_a_deactivated_product(http, acme, site) -> None:

@@ -10,11 +10,10 @@ import re
 import httpx
 import pytest
 from sqlalchemy import select
-from webapp import Browser, build_catalog, start_site
+from webapp import Browser, bearer, staffed_site
 
-from catalog.db import Product, Store, StoreStock, Vendor
+from catalog.db import Product, Store, StoreStock
 from vision.embedder import open_embedder
-from workflow.users import add_user
 
 PASSWORD = "correct horse battery"
 BERLIN = {
@@ -31,29 +30,21 @@ BERLIN = {
 }
 
 
+STAFF = (("acme-stores", "vendor", "acme"), ("globex-stores", "vendor", "globex"))
+
+
 @pytest.fixture(scope="module")
 def site(tiny, store, tmp_path_factory: pytest.TempPathFactory):
     embedder = open_embedder("test-tiny", "onnx", store)
-    workspace = build_catalog(tmp_path_factory.mktemp("vendor-stores-api"), embedder)
-    site, server = start_site(workspace, rate_limits="off")
-    with site.sessions() as session:
-        vendors = dict(session.execute(select(Vendor.name, Vendor.id)).all())
-    add_user(site.sessions, "acme-stores", "vendor", PASSWORD, vendor_id=vendors["acme"])
-    add_user(site.sessions, "globex-stores", "vendor", PASSWORD, vendor_id=vendors["globex"])
-    yield site
-    server.stop()
+    folder = tmp_path_factory.mktemp("vendor-stores-api")
+    with staffed_site(folder, embedder, PASSWORD, STAFF, rate_limits="off") as site:
+        yield site
 
 
 @pytest.fixture
 def http(site):
     with httpx.Client(base_url=site.url, timeout=60) as client:
         yield client
-
-
-def _bearer(http: httpx.Client, name: str) -> dict[str, str]:
-    answer = http.post("/api/staff/token", json={"name": name, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def test_anonymous_callers_get_401(http) -> None:
@@ -65,7 +56,7 @@ def test_anonymous_callers_get_401(http) -> None:
 
 
 def test_put_creates_then_updates_and_refusals_name_the_field(http) -> None:
-    acme = _bearer(http, "acme-stores")
+    acme = bearer(http, "acme-stores", PASSWORD)
     created = http.put("/api/vendor/stores/API-1", json=BERLIN, headers=acme)
     assert created.status_code == 201, created.text
     body = created.json()
@@ -89,7 +80,7 @@ def test_put_creates_then_updates_and_refusals_name_the_field(http) -> None:
 
 
 def test_stock_as_csv_body_and_multipart_with_rejects(site, http) -> None:
-    acme = _bearer(http, "acme-stores")
+    acme = bearer(http, "acme-stores", PASSWORD)
     assert http.put("/api/vendor/stores/S-1", json=BERLIN, headers=acme).status_code in (200, 201)
     assert http.put("/api/vendor/stores/S-2", json={**BERLIN, "name": "Two"}, headers=acme).status_code in (200, 201)
     csv_body = (
@@ -138,7 +129,7 @@ def test_stock_as_csv_body_and_multipart_with_rejects(site, http) -> None:
 
 
 def test_one_vendor_cannot_see_or_touch_anothers_stores(http) -> None:
-    acme, globex = _bearer(http, "acme-stores"), _bearer(http, "globex-stores")
+    acme, globex = bearer(http, "acme-stores", PASSWORD), bearer(http, "globex-stores", PASSWORD)
     assert http.put("/api/vendor/stores/ONLY-ACME", json=BERLIN, headers=acme).status_code == 201
     assert http.get("/api/vendor/stores/ONLY-ACME", headers=globex).status_code == 404
     listed = http.get("/api/vendor/stores", headers=globex).json()
