@@ -13,6 +13,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response import Redirect, Template
+from sqlalchemy.exc import DataError
 
 from vision.errors import ImageRejected, ImageTooLarge, ImageUnsupported
 from workflow.errors import (
@@ -180,9 +181,10 @@ def crash(request: Request, exc: Exception) -> Response:
 ROW_ID_RANGE = range(-(2**63), 2**63)
 
 
-def number_too_large(request: Request, exc: OverflowError) -> Response:
-    """An id in the address beyond 64 bits (SQLite cannot even bind it: OverflowError) is a 404, as any
-    unknown id is; an OverflowError anywhere else stays a crash (found by tests/api/test_schemathesis.py)."""
+def number_too_large(request: Request, exc: Exception) -> Response:
+    """An id in the address beyond 64 bits is a 404, as any unknown id is: SQLite cannot even bind it
+    (OverflowError), PostgreSQL refuses it ("bigint out of range", a DataError). Either error anywhere
+    else stays a crash (found by tests/api/test_schemathesis.py)."""
     params = request.scope.get("path_params") or {}
     if any(isinstance(v, int) and v not in ROW_ID_RANGE for v in params.values()):
         title, hint = _HTTP_HINTS[404]
@@ -195,5 +197,6 @@ EXCEPTION_HANDLERS = {
     ImageRejected: image_rejected,
     HTTPException: http_error,
     OverflowError: number_too_large,
+    DataError: number_too_large,
     Exception: crash,
 }

@@ -158,6 +158,7 @@ class StockMap:
         self._bitsets = self._store_bitsets(len(stores))
         self._filters: OrderedDict[tuple[float, float, float], np.ndarray] = OrderedDict()
         self._filters_lock = threading.Lock()
+        self._last_distances: tuple[tuple[float, float], np.ndarray] | None = None
 
     def _store_bitsets(self, stores: int) -> np.ndarray | None:
         words = (len(self.products) + 63) // 64
@@ -173,7 +174,16 @@ class StockMap:
         return len(self._product_stores)
 
     def distances(self, near: Location) -> np.ndarray:
-        return haversine_km(near.lat, near.lon, self.lats, self.lons)
+        """Every store's distance from `near` in km. The last place's are kept: a search asks twice,
+        for the product filter and then for the stores of its hits (read-only, shared)."""
+        key = (near.lat, near.lon)
+        last = self._last_distances
+        if last is not None and last[0] == key:
+            return last[1]
+        distances = haversine_km(near.lat, near.lon, self.lats, self.lons)
+        distances.setflags(write=False)
+        self._last_distances = (key, distances)  # one tuple, swapped whole: safe between threads
+        return distances
 
     def products_within(self, near: Location, within_km: float) -> np.ndarray:
         """Sorted ids of the products some store within `within_km` of `near` holds (quantity > 0)."""

@@ -14,6 +14,7 @@ import json
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ def open_catalog(path: Path) -> OpenCatalog:
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"No catalog file at {path}.")
-    if zipfile.is_zipfile(path):
+    if zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
         return _open_zip(path)
     kind = CATALOG_SUFFIXES.get(path.suffix.lower())
     if kind is None:
@@ -93,8 +94,24 @@ def count_records(path: Path) -> int:
         opened.close()
 
 
+#: What a damaged, encrypted or oddly compressed zip raises while it is opened or read.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error)
+
+
 def _open_zip(path: Path) -> OpenCatalog:
-    archive = zipfile.ZipFile(path)
+    """The one catalog file inside a zip; a zip that cannot be read is a `CatalogError` saying so."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as exc:
+        raise CatalogError(f"{path} is not a zip file that can be read ({exc}).") from exc
+    try:
+        return _catalog_in_zip(path, archive)
+    except _ZIP_ERRORS as exc:  # e.g. a password-protected member: "File ... is encrypted"
+        archive.close()
+        raise CatalogError(f"The catalog inside {path} cannot be read ({exc}).") from exc
+
+
+def _catalog_in_zip(path: Path, archive: zipfile.ZipFile) -> OpenCatalog:
     candidates = [
         info
         for info in archive.infolist()

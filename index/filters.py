@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -17,15 +18,17 @@ class AllowList:
     Why keys and not ids: the caller often knows groups of vectors (a product owns several image
     vectors), not the vectors themselves, and the index must stay ignorant of what a group is. With
     the defaults the key is the id itself. The index turns the list into a row mask inside the
-    search (`VectorIndex`), so a restricted search still returns full pages: no post-filtering."""
+    search (`VectorIndex`), so a restricted search still returns full pages: no post-filtering.
 
-    keys: np.ndarray  # sorted, unique int64
+    Two shapes: `of(keys)`, any keys; or `subset(universe, chosen)`, for callers that ask about
+    subsets of one fixed key set many times (the stock map's products): `universe` is that set
+    (sorted, unique, the same array object each time) and `chosen` a boolean mask over it. The index
+    maps a universe to its own rows once per index version, so such a query costs one gather over
+    the rows, and `keys` (`universe[chosen]`) is only built when someone reads it."""
+
+    listed: np.ndarray | None  # sorted, unique int64 keys; None for a subset (see `keys`)
     shift: int = 0
     bits: int = 63
-    # Optional, for callers that ask about subsets of one fixed key set many times (the stock map's
-    # products): `universe` is that set (sorted, unique, the same array object each time) and
-    # `chosen` a boolean mask over it; `keys` is then `universe[chosen]`. The index translates a
-    # universe to its own rows once and reuses it, so a query costs O(universe), no binary searches.
     universe: np.ndarray | None = None
     chosen: np.ndarray | None = None
 
@@ -34,21 +37,36 @@ class AllowList:
         """The keys of `universe` (sorted, unique int64) where `chosen` is True."""
         if len(universe) != len(chosen):
             raise ValueError(f"chosen has {len(chosen)} entries for a universe of {len(universe)} keys")
-        return cls(universe[chosen], shift, bits, universe, chosen)
+        _check_key_layout(shift, bits)
+        return cls(None, shift, bits, universe, np.asarray(chosen, dtype=bool))
 
     @classmethod
     def of(cls, keys: Iterable[int] | np.ndarray, shift: int = 0, bits: int = 63) -> AllowList:
-        if not 0 <= shift < 63 or not 1 <= bits <= 63:
-            raise ValueError(f"shift must be 0..62 and bits 1..63, not {shift} and {bits}")
+        _check_key_layout(shift, bits)
         array = keys if isinstance(keys, np.ndarray) else np.fromiter((int(k) for k in keys), np.int64)
         return cls(np.unique(np.asarray(array, dtype=np.int64)), shift, bits)
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """The allowed keys, sorted and unique."""
+        if self.listed is not None:
+            return self.listed
+        assert self.universe is not None and self.chosen is not None
+        return self.universe[self.chosen]
 
     def key_of(self, ids: np.ndarray) -> np.ndarray:
         """The key of each id, as the allow-list compares them."""
         return (np.asarray(ids, dtype=np.int64) >> self.shift) & np.int64((1 << self.bits) - 1)
 
     def __len__(self) -> int:
-        return len(self.keys)
+        if self.listed is not None:
+            return len(self.listed)
+        return int(np.count_nonzero(self.chosen))
+
+
+def _check_key_layout(shift: int, bits: int) -> None:
+    if not 0 <= shift < 63 or not 1 <= bits <= 63:
+        raise ValueError(f"shift must be 0..62 and bits 1..63, not {shift} and {bits}")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ EXACT_SCAN_BYTES = 32 * 2**20
 #: Rows needed before an inverted-file index trains itself (per list); until then, exact scans.
 TRAIN_ROWS_PER_LIST = 39
 NORM_TOLERANCE = 1e-3
+_NOT_CHOSEN = np.zeros(1, dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class VectorIndex:
         # Per (shift, bits) of an `AllowList`: the distinct keys of all rows and each row's position
         # among them, so an allow-list becomes a row mask with one gather, not a set test per row.
         self._key_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._universe_cache: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._universe_cache: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     # ---- reading -------------------------------------------------------------------------------------
 
@@ -407,7 +408,8 @@ class VectorIndex:
 
     def _allow_mask(self, allow: AllowList) -> np.ndarray:
         """Rows whose key is on the allow-list: the row keys are cached between writes (one
-        `np.unique` per index version), so a query costs a binary search of its keys and a gather."""
+        `np.unique` per index version), so a query costs a binary search of its keys and a gather;
+        a subset of a known universe costs one gather over the rows."""
         rows = len(self._ids)
         cached = self._key_cache.get((allow.shift, allow.bits))
         if cached is None or len(cached[1]) != rows:
@@ -415,29 +417,33 @@ class VectorIndex:
             cached = (distinct, where.astype(np.int32 if len(distinct) < 2**31 else np.int64))
             self._key_cache[(allow.shift, allow.bits)] = cached  # a race between readers stores equal values
         distinct, where = cached
-        if not len(distinct) or not len(allow.keys):
+        if not len(distinct) or not len(allow):
             return np.zeros(rows, dtype=bool)
-        listed = np.zeros(len(distinct), dtype=bool)
         if allow.universe is not None and allow.chosen is not None:
-            held, found = self._universe_positions(allow.universe, distinct)
-            listed[held[allow.chosen[found]]] = True
-        else:
-            position = np.minimum(np.searchsorted(distinct, allow.keys), len(distinct) - 1)
-            listed[position[distinct[position] == allow.keys]] = True
+            positions = self._universe_positions(allow.universe, distinct, where)
+            # position len(universe) is "not in the universe": a False appended to the choice
+            return np.concatenate((allow.chosen, _NOT_CHOSEN))[positions]
+        listed = np.zeros(len(distinct), dtype=bool)
+        position = np.minimum(np.searchsorted(distinct, allow.keys), len(distinct) - 1)
+        listed[position[distinct[position] == allow.keys]] = True
         return listed[where]
 
-    def _universe_positions(self, universe: np.ndarray, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For an `AllowList` universe: the positions among the row keys of the universe keys the
-        index holds, and which universe keys those are; kept (for the two latest universes) until
-        the next write."""
-        for known, keys, held, found in self._universe_cache:
+    def _universe_positions(self, universe: np.ndarray, distinct: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """For an `AllowList` universe: each row's key's position in the universe, or
+        `len(universe)` where the universe lacks it; kept (for the two latest universes) until the
+        next write."""
+        for known, keys, positions in self._universe_cache:
             if known is universe and keys is distinct:
-                return held, found
-        position = np.minimum(np.searchsorted(distinct, universe), len(distinct) - 1)
-        found = distinct[position] == universe
-        held = position[found]
-        self._universe_cache = [(universe, distinct, held, found), *self._universe_cache[:1]]
-        return held, found
+                return positions
+        position = np.minimum(np.searchsorted(universe, distinct), max(len(universe) - 1, 0))
+        if len(universe):
+            position[universe[position] != distinct] = len(universe)
+        else:
+            position[:] = 0
+        kind = np.int32 if len(universe) < 2**31 else np.int64
+        positions = position.astype(kind)[where]
+        self._universe_cache = [(universe, distinct, positions), *self._universe_cache[:1]]
+        return positions
 
     def _search_rows(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, filtered: bool
@@ -445,7 +451,7 @@ class VectorIndex:
         """`allowed` masks dead and filtered-out rows; `filtered` says whether a filter (not just
         deletions) restricts the search, which is what decides between exact scan and FAISS."""
         total = len(self._ids)
-        n_allowed = total if allowed is None else int(allowed.sum())
+        n_allowed = total if allowed is None else int(np.count_nonzero(allowed))
         if n_allowed == 0 or total == 0:
             return _empty(len(queries), k)
         small = n_allowed * self.dim * 4 <= self.exact_scan_bytes

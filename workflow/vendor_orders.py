@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mail.outbox import Outbox
@@ -29,6 +29,7 @@ from workflow.requests_service import link_for
 from workflow.states import RequestStatus
 
 SHOWN = 200
+_FINISHED = (RequestStatus.FULFILLED, RequestStatus.CLOSED, RequestStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -49,21 +50,26 @@ def _state(order: orders.Order, request_status: str, ready_at: object) -> str:
     return "to_ship"
 
 
-def vendor_order_rows(db: sessionmaker, vendor_id: int, limit: int = SHOWN) -> list[dict]:
-    """The vendor's paid orders, newest first, with the delivery address (or pickup store), the
-    payment, and where fulfilment stands (`state`: to_ship, to_prepare, ready, shipped, collected,
-    cancelled). One query for the orders, one for the stores."""
+def vendor_order_rows(db: sessionmaker, vendor_id: int, limit: int = SHOWN, number: str | None = None) -> list[dict]:
+    """The vendor's paid orders with the delivery address (or pickup store), the payment, and where
+    fulfilment stands (`state`: to_ship, to_prepare, ready, shipped, collected, cancelled): those
+    still to fulfil first (so `limit` never hides work to do behind finished orders), newest first
+    within each; only order `number` when given. One query for the orders, one for the stores."""
+    finished = case((CustomerRequest.status.in_(_FINISHED), 1), else_=0)
+    query = (
+        select(orders.Order, Offer, Payment, CustomerRequest.status, OrderFulfilment.ready_at)
+        .join(Offer, Offer.id == orders.Order.offer_id)
+        .join(Payment, Payment.id == orders.Order.payment_id)
+        .join(CustomerRequest, CustomerRequest.id == orders.Order.request_id)
+        .outerjoin(OrderFulfilment, OrderFulfilment.order_id == orders.Order.id)
+        .where(orders.Order.vendor_id == vendor_id, Offer.vendor_id == vendor_id, orders.Order.number.is_not(None))
+        .order_by(finished, orders.Order.id.desc())
+        .limit(limit)
+    )
+    if number is not None:
+        query = query.where(orders.Order.number == number)
     with db() as session:
-        found = session.execute(
-            select(orders.Order, Offer, Payment, CustomerRequest.status, OrderFulfilment.ready_at)
-            .join(Offer, Offer.id == orders.Order.offer_id)
-            .join(Payment, Payment.id == orders.Order.payment_id)
-            .join(CustomerRequest, CustomerRequest.id == orders.Order.request_id)
-            .outerjoin(OrderFulfilment, OrderFulfilment.order_id == orders.Order.id)
-            .where(orders.Order.vendor_id == vendor_id, Offer.vendor_id == vendor_id, orders.Order.number.is_not(None))
-            .order_by(orders.Order.id.desc())
-            .limit(limit)
-        ).all()
+        found = session.execute(query).all()
         stores = {o.store_id: store_by_id(session, o.store_id) for o, *_ in found if o.kind == "pickup"}
         return [
             {

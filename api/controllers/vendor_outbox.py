@@ -236,9 +236,10 @@ class OfferFlagged:
 
 
 def _order_state(db: Any, vendor_id: int, number: str) -> OrderDone:
-    [row] = [o for o in vendor_orders.vendor_order_rows(db, vendor_id) if o["number"] == number] or [None]
-    if row is None:
+    rows = vendor_orders.vendor_order_rows(db, vendor_id, limit=1, number=number)
+    if not rows:
         raise NotFound(f"You have no order {number}.")
+    row = rows[0]
     return OrderDone(number=number, state=row["state"], payment_status=row["payment_status"])
 
 

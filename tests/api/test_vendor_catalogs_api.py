@@ -99,7 +99,7 @@ def test_upload_runs_as_a_job_with_a_report_and_the_products_become_searchable(s
         time.sleep(0.3)
 
 
-def test_unknown_formats_and_missing_columns_are_422_saying_why(http) -> None:
+def test_unknown_formats_missing_columns_and_unreadable_zips_are_422_saying_why(site, http) -> None:
     acme = bearer(http, "acme-shop", PASSWORD)
     odd = http.post("/api/vendor/catalogs", headers=acme, files={"file": ("catalog.xlsx", b"PK\x03\x04junk")})
     assert odd.status_code == 422, odd.text
@@ -119,6 +119,21 @@ def test_unknown_formats_and_missing_columns_are_422_saying_why(http) -> None:
     assert two.status_code == 422
     assert "two.zip holds: a.csv, b.csv" in two.json()["message"]
     assert "ingest-uploads" not in two.json()["message"]  # the data folder's paths stay private
+
+    broken = http.post("/api/vendor/catalogs", headers=acme, files={"file": ("broken.zip", b"PK\x03\x04" + b"x" * 64)})
+    assert broken.status_code == 422, broken.text
+    assert "broken.zip is not a zip file that can be read" in broken.json()["message"]
+    locked = io.BytesIO()
+    with zipfile.ZipFile(locked, "w") as archive:
+        archive.writestr("catalog.csv", "sku,title,price,currency,image\n")
+    locked = bytearray(locked.getvalue())  # the "encrypted" flag, set in both headers: a password is asked
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):
+        at = locked.index(header) + (6 if header == b"PK\x03\x04" else 8)
+        locked[at] |= 1
+    sealed = http.post("/api/vendor/catalogs", headers=acme, files={"file": ("sealed.zip", bytes(locked))})
+    assert sealed.status_code == 422, sealed.text
+    assert "The catalog inside sealed.zip cannot be read" in sealed.json()["message"]
+    assert not list((site.settings.workspace.home / "ingest-uploads").rglob("*.zip"))  # refused: not kept
 
     unknown = http.post(
         "/api/vendor/catalogs",

@@ -171,6 +171,22 @@ def test_shipping_twice_captures_once_and_another_vendor_gets_404(shop) -> None:
     assert row["payment_status"] == "captured"
 
 
+def test_orders_to_fulfil_come_before_finished_ones_and_any_order_is_found_by_number(shop) -> None:
+    provider, mail = TestPaymentProvider(), Mailbox()
+    waiting_id, token, offer_id = _offered(shop, 16)  # the older order: paid, never shipped
+    _accept(shop, provider, token, offer_id, "waits")
+    shipped_id, token, offer_id = _offered(shop, 17)
+    _accept(shop, provider, token, offer_id, "ships")
+    waiting, shipped = _number(shop, waiting_id), _number(shop, shipped_id)
+    vendor_orders.ship(shop.sessions, provider, mail, shop.acme_id, shipped, shop.vera, **SHIPMENT)
+    # With a page of one, the order still to ship is shown, not the newer one that is done.
+    [first] = vendor_orders.vendor_order_rows(shop.sessions, shop.acme_id, limit=1)
+    assert (first["number"], first["state"]) == (waiting, "to_ship")
+    [found] = vendor_orders.vendor_order_rows(shop.sessions, shop.acme_id, limit=1, number=shipped)
+    assert (found["number"], found["state"]) == (shipped, "shipped")
+    assert vendor_orders.vendor_order_rows(shop.sessions, shop.globex_id, number=shipped) == []
+
+
 def test_the_operator_and_the_vendor_shipping_at_once_capture_once(shop) -> None:
     provider, mail = TestPaymentProvider(), Mailbox()
     request_id, token, offer_id = _offered(shop, 11)
