@@ -341,25 +341,32 @@ class VectorStore:
             if pending:
                 writer.write_table(pa.concat_tables(pending), row_group_size=group_rows)
         fsync_path(temporary)
-        os.replace(temporary, final)
-        fsync_path(self.directory)
-        for segment in chosen:  # covered by the merged file from here on: readers already ignore them
-            if segment.path != final:
-                segment.path.unlink(missing_ok=True)
-        fsync_path(self.directory)
+        with append_lock(self.directory):  # an append numbers its segment from a listing: not mid-swap
+            os.replace(temporary, final)
+            fsync_path(self.directory)
+            for segment in chosen:  # covered by the merged file from here on: readers already ignore them
+                if segment.path != final:
+                    segment.path.unlink(missing_ok=True)
+            fsync_path(self.directory)
         self._latest = None
         after = self.segment_ranges()
         return {"compacted": True, "mode": mode, **before, "files_after": len(after), "rows_after": self.stored_rows()}
 
     def _sweep(self) -> None:
-        """Delete what a crash left behind: temporary files and files a merged one covers."""
-        with append_lock(self.directory):  # never the temporary file of an append under way elsewhere
+        """Delete what a crash left behind: temporary files and files a merged one covers.
+
+        All under the append lock: an append elsewhere renames its new segment into place between
+        two listings of the folder otherwise, and the second listing would take it for a leftover.
+        A view as of an earlier segment (`as_of`) does not see the files after it: it never sweeps."""
+        if self._upto is not None:
+            return
+        with append_lock(self.directory):
             for path in self.directory.glob(".segment-*.tmp"):
                 path.unlink(missing_ok=True)
-        in_charge = set(self.segments())
-        for path in self.directory.glob("segment-*.parquet"):
-            if _NAME.fullmatch(path.name) and path not in in_charge:
-                path.unlink(missing_ok=True)
+            in_charge = set(self.segments())
+            for path in self.directory.glob("segment-*.parquet"):
+                if _NAME.fullmatch(path.name) and path not in in_charge:
+                    path.unlink(missing_ok=True)
 
     def _merge_winners(self, chosen: list[Segment], keep_tombstones: bool) -> list[np.ndarray]:
         """Per chosen file, the rows holding the latest row of their id among the chosen files."""

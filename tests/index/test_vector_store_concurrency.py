@@ -256,6 +256,32 @@ def test_compaction_leaves_appends_made_meanwhile_in_charge(tmp_path: Path, mode
     assert np.array_equal(VectorStore(tmp_path / "store", MODEL, DIM).live_ids(), [*range(40), *range(100, 105)])
 
 
+def test_an_append_landing_while_the_sweep_lists_the_folder_stays(tmp_path: Path):
+    """The sweep before a compaction lists the files in charge, then deletes files not among them: an
+    append elsewhere must not land between the two listings (it waits for the sweep instead)."""
+    store = VectorStore(tmp_path / "store", MODEL, DIM)
+    for start in (0, 10):
+        ids = np.arange(start, start + 10, dtype=np.int64)
+        store.append(ids, _vectors(ids))
+    other = VectorStore(tmp_path / "store", MODEL, DIM)
+    late = np.arange(100, 105, dtype=np.int64)
+    appender = threading.Thread(target=lambda: other.append(late, _vectors(late)))
+    listed = store.segments
+
+    def list_then_let_another_append():  # type: ignore[no-untyped-def]
+        found = listed()
+        if not appender.is_alive() and appender.ident is None:
+            appender.start()
+            appender.join(timeout=1.0)  # before the fix it landed here; with it, it waits for the lock
+        return found
+
+    store.segments = list_then_let_another_append  # type: ignore[method-assign]
+    store.compact("full")
+    appender.join(timeout=30)
+    assert not appender.is_alive()
+    assert np.array_equal(VectorStore(tmp_path / "store", MODEL, DIM).live_ids(), [*range(20), *range(100, 105)])
+
+
 def test_writers_creating_a_new_store_at_once_all_open_it(tmp_path: Path):
     """The first ingests of a new model start together: one writes store.json, none fails on it."""
     directory = tmp_path / "store"
