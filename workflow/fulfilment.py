@@ -58,6 +58,12 @@ def fulfilment_of(session: Session, order_id: int) -> OrderFulfilment:
     return found
 
 
+def is_ready(session: Session, order: orders.Order) -> bool:
+    """Whether the vendor has said the (pickup) order is ready to collect."""
+    found = session.get(OrderFulfilment, order.id)
+    return found is not None and found.ready_at is not None
+
+
 def record_intent(session: Session, order: orders.Order | None, carrier: str, tracking: str, who: str) -> None:
     """Step 1, in the caller's transaction: the shipment as asked, for `finish_captured` to use."""
     if order is None:

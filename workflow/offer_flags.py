@@ -6,9 +6,11 @@ offer's status, so the operator still sees the offer they made, with a clear mar
 to offer instead. The customer can no longer accept it: `offers_service.accept_offer` checks the flag
 in the transaction of the payment's intent, before any money moves.
 
-Flagging and accepting cannot cross: the flag is written only while the request still shows its
-offers (a compare-and-set on the request in the flag's transaction), and the accept's intent moves
-the request to `accepted` in its own; whichever commits first wins, the other is refused."""
+Flagging and accepting cannot cross: both first write the offer's row (a no-op compare-and-set that
+takes its row lock), so the second waits for the first to commit. The flag is then written only while
+the request still shows its offers (a compare-and-set on the request), and the accept reads the flag
+after its own offer write, before it moves the request to `accepted`: whichever commits first wins,
+the other is refused."""
 
 from __future__ import annotations
 
@@ -65,13 +67,22 @@ def flag_unavailable(db: sessionmaker, vendor_id: int, offer_id: int, user: User
                 f"This offer is {offer.status}, so it can no longer be marked not available.",
                 "Only an offer the customer has not answered yet can be.",
             )
-        still_open = session.execute(
+        # The offer row first, as the accept does (`offers_service.accept_offer`): whichever of the two
+        # comes second waits for the other's commit and then sees it (PostgreSQL row locks; SQLite
+        # has one writer anyway). Locking only the request let an accept read "not flagged" meanwhile.
+        offer_open = session.execute(
+            update(Offer)
+            .where(Offer.id == offer_id, Offer.status == OfferStatus.SENT.value)
+            .values(status=OfferStatus.SENT.value)
+            .execution_options(synchronize_session=False)
+        )
+        still_open = offer_open.rowcount == 1 and session.execute(
             update(CustomerRequest)
             .where(CustomerRequest.id == offer.request_id, CustomerRequest.status == RequestStatus.OFFERS_SENT.value)
             .values(updated_at=now())
             .execution_options(synchronize_session=False)
         )
-        if still_open.rowcount != 1:
+        if not still_open or still_open.rowcount != 1:
             session.rollback()
             raise Conflict(
                 "The customer is paying for an offer on this request right now, or it changed meanwhile.",

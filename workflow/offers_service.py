@@ -402,9 +402,15 @@ def fulfil(
         if request.status != RequestStatus.PAID:
             raise Conflict(f"Only a paid request can be fulfilled; this one is {request.status}.")
         order = orders.order_of(session, request.id)
-        carrier, tracking = orders.check_shipment(
-            carrier, tracking, pickup=order is not None and order.kind == "pickup"
-        )
+        pickup = order is not None and order.kind == "pickup"
+        carrier, tracking = orders.check_shipment(carrier, tracking, pickup=pickup)
+        if pickup and not fulfilment.is_ready(session, order):
+            # The money for a pickup moves when the goods are handed over, after the customer was told
+            # where to collect them ("ready for pickup", the vendor's step): never before.
+            raise Conflict(
+                "This pickup order is not ready for pickup yet.",
+                "The vendor marks it ready (the customer is e-mailed the store), then collected; nothing was charged.",
+            )
         payment = live_payment(session, request.id)
         if payment is None or payment.status not in ("authorised", "capture_failed", "captured"):
             raise Conflict("There is no authorised payment to capture.")

@@ -132,9 +132,12 @@ def parse_choices(form: dict, product_ids: list[int]) -> dict[int, int]:
         if not value:
             continue
         try:
-            chosen[product_id] = int(value)
+            store_id = int(value)
         except ValueError:
-            raise Invalid("A pickup store is not valid; reload the page.") from None
+            store_id = 0
+        if not 0 < store_id < 2**63:  # a row id: anything else names no store (and would not bind)
+            raise Invalid("A pickup store is not valid; reload the page.")
+        chosen[product_id] = store_id
     return chosen
 
 

@@ -158,3 +158,10 @@ def test_a_pickup_needs_a_name_and_a_valid_phone() -> None:
     with pytest.raises(DeliveryInvalid) as refused:
         check_delivery({**PICKUP_FORM, "phone": "12"}, store)
     assert refused.value.field == "delivery.phone"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", str(2**63), "9" * 25])
+def test_a_pickup_store_that_is_no_row_id_is_refused_before_any_lookup(value: str) -> None:
+    with pytest.raises(Invalid, match="pickup store is not valid"):
+        pickups.parse_choices({"pickup_7": value}, [7])
+    assert pickups.parse_choices({"pickup_7": "12", "pickup_8": ""}, [7, 8]) == {7: 12}

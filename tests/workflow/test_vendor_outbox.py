@@ -7,6 +7,7 @@ once, and after a crash between the capture and the order's update (reconciliati
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from catalogs import product_photo
@@ -145,6 +146,45 @@ def test_not_available_stops_the_accept_and_charges_nothing(shop) -> None:
             select(AuditEntry).where(AuditEntry.request_id == request_id, AuditEntry.action == "offer.unavailable")
         ).all()
     assert [a.actor for a in audited] == ["vendor:vera-acme"]
+
+
+def test_an_accept_arriving_while_the_flag_commits_waits_and_is_refused(shop, monkeypatch) -> None:
+    """The flag's transaction has written and not yet committed when the customer accepts: the accept
+    must wait for it and then see the flag (on PostgreSQL it read "not flagged" and charged before)."""
+    from workflow import audit
+
+    provider = TestPaymentProvider()
+    request_id, token, offer_id = _offered(shop, 19)
+    flag_written, accept_started = threading.Event(), threading.Event()
+    record = audit.record
+
+    def record_then_hold(*args, **kwargs):  # type: ignore[no-untyped-def]
+        record(*args, **kwargs)
+        if kwargs.get("offer_id") == offer_id:
+            flag_written.set()
+            accept_started.wait(10)
+            time.sleep(0.5)  # the accept is now inside its transaction, waiting or reading
+
+    monkeypatch.setattr(audit, "record", record_then_hold)
+    outcome: dict[str, object] = {}
+
+    def accept() -> None:
+        flag_written.wait(10)
+        accept_started.set()
+        try:
+            _accept(shop, provider, token, offer_id, "during-the-flag")
+            outcome["accept"] = "accepted"
+        except Conflict as exc:
+            outcome["accept"] = exc.message
+
+    customer = threading.Thread(target=accept)
+    customer.start()
+    assert flag_unavailable(shop.sessions, shop.acme_id, offer_id, shop.vera) is True
+    customer.join(30)
+    assert "no longer available" in str(outcome["accept"])
+    assert provider.calls == []
+    with shop.sessions() as session:
+        assert session.get(CustomerRequest, request_id).status == "offers_sent"
 
 
 def test_an_accepted_offer_cannot_be_flagged(shop) -> None:
@@ -310,6 +350,9 @@ def test_a_pickup_order_is_ready_then_collected_and_captured_then(shop) -> None:
     assert _row(shop, shop.acme_id, request_id, offer_id)["delivery"] == "pickup at acme Mitte"
     with pytest.raises(Conflict, match="not ready"):
         vendor_orders.collected(shop.sessions, provider, mail, shop.acme_id, number, shop.vera)
+    with pytest.raises(Conflict, match="not ready"):  # nor the operator's fulfil: no money before the handover
+        offers_service.fulfil(shop.sessions, provider, request_id, shop.alice, mail, carrier="", tracking="")
+    assert "capture" not in [op for op, _ in provider.calls]
     with pytest.raises(NotFound):
         vendor_orders.ready(shop.sessions, mail, shop.globex_id, number, shop.gus)
     assert vendor_orders.ready(shop.sessions, mail, shop.acme_id, number, shop.vera) is True
