@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from access import password_links
@@ -158,7 +158,9 @@ def approve(sessions: sessionmaker, outbox: Outbox, base: str, application_id: i
     """Create the vendor (named as the company) and its first user, and mail a set-password link."""
     with sessions() as session:
         application = _take(session, application_id, "approved", admin, "")
-        taken = session.scalar(select(Vendor.name).where(func.lower(Vendor.name) == application.company.lower()))
+        company = application.company  # the exact name too: SQLite's lower() folds ASCII letters only
+        same = or_(Vendor.name == company, func.lower(Vendor.name) == company.lower())
+        taken = session.scalar(select(Vendor.name).where(same).limit(1))
         if taken is not None:
             session.rollback()
             raise Conflict(

@@ -24,6 +24,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKey, String, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from catalog.db import Base
@@ -50,11 +52,14 @@ class OrderFulfilment(Base):
 
 
 def fulfilment_of(session: Session, order_id: int) -> OrderFulfilment:
-    """The order's fulfilment row, created (unsaved) when there is none yet."""
-    found = session.get(OrderFulfilment, order_id)
-    if found is None:
-        found = OrderFulfilment(order_id=order_id)
-        session.add(found)
+    """The order's fulfilment row, created when there is none yet. `INSERT ... ON CONFLICT DO NOTHING`
+    rather than look-then-add: two clicks at once (or the vendor and the operator) would both add one
+    and the second would fail on the primary key; this way the second waits for the first and uses it."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(OrderFulfilment).values(order_id=order_id).on_conflict_do_nothing())
+    found = session.get(OrderFulfilment, order_id, populate_existing=True)
+    assert found is not None  # just inserted, or there already
     return found
 
 

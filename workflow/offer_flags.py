@@ -88,6 +88,9 @@ def flag_unavailable(db: sessionmaker, vendor_id: int, offer_id: int, user: User
                 "The customer is paying for an offer on this request right now, or it changed meanwhile.",
                 "Reload your outbox in a moment: if the customer paid, ship the order or contact the operator.",
             )
+        if is_flagged(session, offer_id):  # a second click that waited on the first's row lock
+            session.rollback()
+            return False
         who = actor(user)
         session.add(OfferUnavailable(offer_id=offer_id, vendor_id=vendor_id, flagged_by=who, flagged_at=now()))
         audit.record(

@@ -24,7 +24,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.orm import sessionmaker
 
-from access import applications
+from access import applications, vendor_keys
 from api.bearer import EXCEPTION_HANDLERS, SECURITY, bearer_as, bearer_token, staff_bearer
 from api.controllers.sign_in import second_factor_refusal
 from api.dependencies import AppSettings, Db, Mail, Payments, RequestLink, Search, SignedIn
@@ -312,12 +312,19 @@ class StaffTokenController(Controller):
         name="api_staff_token_revoke",
         guards=[bearer_as("operator", "admin", "vendor")],
         security=SECURITY,
-        responses=refusals(401),
+        responses=refusals(401, 403),
         exception_handlers=EXCEPTION_HANDLERS,
     )
     async def revoke(self, request: Request, db: Db) -> None:
-        """End the token this request carries (sign out); the account's other tokens and sessions stay."""
-        await asyncio.to_thread(api_tokens.revoke, db, bearer_token(request) or "")
+        """End the token this request carries (sign out); the account's other tokens and sessions stay.
+        A vendor API key is not a sign-in: it is 403 here and is revoked on /vendor/team."""
+        token = bearer_token(request) or ""
+        if vendor_keys.is_key(token):
+            raise Forbidden(
+                "An API key is not signed out: this would leave it working.",
+                "Revoke the key on /vendor/team, or with DELETE /api/vendor/keys/{id} and a vendor user's token.",
+            )
+        await asyncio.to_thread(api_tokens.revoke, db, token)
 
 
 class StaffApiController(Controller):

@@ -59,6 +59,14 @@ class ConfirmForm:
     confirm: str = ""
 
 
+def _photo_file(db: Any, workspace: Any, vendor_id: int, request_id: int) -> File:
+    """The request's photo for this vendor (`vendor_outbox.photo_for` decides who may see it)."""
+    path = image_path(workspace, vendor_outbox.photo_for(db, vendor_id, request_id))
+    if path is None:
+        raise NotFound("There is no such photo.", "Open your outbox to see your requests.")
+    return File(path, media_type="image/jpeg", content_disposition_type="inline", headers=PRIVATE)
+
+
 class VendorOutboxPagesController(Controller):
     path = "/vendor"
     guards = (vendor_staff_only,)
@@ -73,11 +81,7 @@ class VendorOutboxPagesController(Controller):
     @get("/outbox/{request_id:int}/photo", name="vendor_outbox_photo")
     async def photo(self, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings) -> File:
         """A request's photo, only for a vendor one of whose products was a candidate of it (else 404)."""
-        sha = await asyncio.to_thread(vendor_outbox.photo_for, db, vendor_of(user), request_id)
-        path = image_path(settings.workspace, sha)
-        if path is None:
-            raise NotFound("There is no such photo.", "Open your outbox to see your requests.")
-        return File(path, media_type="image/jpeg", content_disposition_type="inline", headers=PRIVATE)
+        return await asyncio.to_thread(_photo_file, db, settings.workspace, vendor_of(user), request_id)
 
     @get("/orders", name="vendor_orders")
     async def orders(self, request: Request, user: SignedIn, db: Db) -> Template:
@@ -259,11 +263,22 @@ class VendorOutboxApiController(Controller):
         rows = [
             OutboxRow(
                 **{k: r[k] for k in OutboxRow.__dataclass_fields__ if k in r},
-                photo_url=f"/vendor/outbox/{r['request_id']}/photo",
+                photo_url=f"/api/vendor/outbox/{r['request_id']}/photo",
             )
             for r in found.rows
         ]
         return OutboxAnswer(rows=rows, page=found.page, pages=found.pages, total=found.total)
+
+    @get(
+        "/outbox/{request_id:int}/photo",
+        name="api_vendor_outbox_photo",
+        media_type="image/jpeg",
+        responses=refusals(400, 401, 403, 404),
+    )
+    async def photo(self, request_id: FromPath[int], user: SignedIn, db: Db, settings: AppSettings) -> File:
+        """The customer's photo of a request (JPEG), only for a vendor one of whose products was a
+        candidate of it; another request is 404. The `photo_url` of an outbox row."""
+        return await asyncio.to_thread(_photo_file, db, settings.workspace, vendor_of(user), request_id)
 
     @post(
         "/orders/{number:str}/shipped",

@@ -237,3 +237,12 @@ def test_a_key_dies_with_its_creator_switched_off(db, outbox, vendor_user) -> No
     assert vendor_keys.user_of(db, key.secret) is not None
     vendor_team.set_active(db, vendor_user, named(db, name).id, False)
     assert vendor_keys.user_of(db, key.secret) is None
+
+
+def test_a_taken_name_beyond_ascii_is_found_too(db, outbox) -> None:
+    with db() as session:
+        session.add(Vendor(name="ÖKO Handel"))
+        session.commit()
+    app_id = vendor_applications.submit(db, outbox, form(company="ÖKO Handel", email="olaf@oeko.example.com")).id
+    with pytest.raises(Conflict, match="'ÖKO Handel' already exists"):  # not a unique-constraint crash
+        vendor_applications.approve(db, outbox, BASE, app_id, named(db, "ada"))

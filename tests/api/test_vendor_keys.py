@@ -95,6 +95,9 @@ def test_a_key_is_no_staff_credential(site, http) -> None:
         assert refused.status_code == 401, (path, refused.text)
         assert "vendor API key" in refused.json()["detail"]
         assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    signed_out = http.delete("/api/staff/token", headers=_bearer(key))  # "signing out" a key would do nothing
+    assert signed_out.status_code == 403 and "/vendor/team" in signed_out.text
+    assert http.get("/api/vendor/orders", headers=_bearer(key)).status_code == 200  # and it says so: still works
 
 
 def test_a_revoked_key_and_a_key_of_a_switched_off_user_are_401(site, http) -> None:

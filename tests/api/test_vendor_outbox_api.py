@@ -58,7 +58,12 @@ def test_the_outbox_lists_the_vendors_requests_only(site, http) -> None:
     body = acme.json()
     [row] = [r for r in body["rows"] if r["offer_id"] == offer]
     assert (row["state"], row["order_number"], row["price"], row["operator"]) == ("paid", number, "25.00", "alice")
-    assert row["photo_url"] == f"/vendor/outbox/{request_id}/photo" and "shopper@example.com" not in acme.text
+    assert row["photo_url"] == f"/api/vendor/outbox/{request_id}/photo" and "shopper@example.com" not in acme.text
+    photo = http.get(row["photo_url"], headers=bearer(http, "acme-shop", PASSWORD))  # a program can fetch it
+    assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+    missing = http.get("/api/vendor/outbox/999999/photo", headers=bearer(http, "acme-shop", PASSWORD))
+    assert missing.status_code == 404  # who else may see it: tests/workflow/test_vendor_outbox.py
+    assert http.get(row["photo_url"]).status_code == 401
     assert body["page"] == 1 and body["total"] >= 1
     globex = http.get("/api/vendor/outbox", headers=bearer(http, "globex-shop", PASSWORD)).json()
     assert all(r["offer_id"] != offer for r in globex["rows"])
