@@ -164,10 +164,14 @@ class StockMap:
         words = (len(self.products) + 63) // 64
         if not stores or not words or stores * words * 8 > BITSET_BYTES:
             return None
-        bits = np.zeros((stores, words * 64), dtype=bool)
+        packed = np.zeros((stores, words), dtype=np.uint64)
+        row = np.zeros(words * 64, dtype=bool)  # one store's products at a time: the packed size, not 8x it
         for store in range(stores):
-            bits[store, self._store_products[self._store_offsets[store] : self._store_offsets[store + 1]]] = True
-        return np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
+            held = self._store_products[self._store_offsets[store] : self._store_offsets[store + 1]]
+            row[held] = True
+            packed[store] = np.packbits(row, bitorder="little").view(np.uint64)
+            row[held] = False
+        return packed
 
     @property
     def rows(self) -> int:
@@ -192,8 +196,10 @@ class StockMap:
     def held_within(self, near: Location, within_km: float) -> np.ndarray:
         """`products_within` as a boolean mask over `self.products` (what the index filter takes).
 
-        Cached per place (to about 10 m) and radius: a customer's page asks again with each search."""
-        key = (round(near.lat, 4), round(near.lon, 4), float(within_km))
+        Cached per place and radius: a customer's page asks again with each search (its place is
+        stored, so it is the same point). Exact, not rounded: `stores_for` measures from the exact point,
+        and a mask from a point metres away could keep a product whose only store lies just outside."""
+        key = (float(near.lat), float(near.lon), float(within_km))
         with self._filters_lock:
             cached = self._filters.get(key)
             if cached is not None:
