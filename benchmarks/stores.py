@@ -253,7 +253,7 @@ def run_stores_bench(settings: StoresBenchSettings, log: Callable[[str], None] =
             index.search(queries[q], k)
             index.search(queries[q], k, nearby_filter(stock, customers[q], radius))
         plain_s, filtered_s, filter_only_s, selectivity, plain_recalls = [], [], [], [], []
-        recalls, full_pages, short_possible = [], 0, 0
+        recalls, neighbour_recalls, full_pages, short_possible = [], [], 0, 0
         sorted_pids = np.sort(pids)
         for q in range(settings.queries):
             query, near = queries[q], customers[q]
@@ -275,6 +275,10 @@ def run_stores_bench(settings: StoresBenchSettings, log: Callable[[str], None] =
             exact_top = pids[np.argsort(-(vectors @ query), kind="stable")[:k]]
             plain_recalls.append(len(set(exact_top.tolist()) & {int(i) >> 4 for i in plain_hits if i >= 0}) / k)
             mask = np.isin(pids, allowed, assume_unique=True)
+            # The query's true neighbours that are held nearby: does the filtered page keep them?
+            near_and_allowed = set(exact_top[np.isin(exact_top, allowed, assume_unique=True)].tolist())
+            if near_and_allowed:
+                neighbour_recalls.append(len(near_and_allowed & set(hits)) / len(near_and_allowed))
             if mask.sum() >= k:
                 short_possible += 1
                 full_pages += int(len(hits) == k)
@@ -310,6 +314,9 @@ def run_stores_bench(settings: StoresBenchSettings, log: Callable[[str], None] =
             "target_ratio_p50": 2.0,
             f"recall_at_{k}": round(float(np.mean(recalls)), 4) if recalls else None,
             f"unfiltered_recall_at_{k}": round(float(np.mean(plain_recalls)), 4),
+            f"held_neighbours_recall_at_{k}": round(float(np.mean(neighbour_recalls)), 4)
+            if neighbour_recalls
+            else None,
             "full_pages": f"{full_pages}/{short_possible}",
         }
     finally:

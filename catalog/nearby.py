@@ -159,6 +159,8 @@ class StockMap:
         self._filters: OrderedDict[tuple[float, float, float], np.ndarray] = OrderedDict()
         self._filters_lock = threading.Lock()
         self._last_distances: tuple[tuple[float, float], np.ndarray] | None = None
+        # per store: (minute, open then?), one entry per store at most; written whole (thread-safe)
+        self._open_cache: dict[int, tuple[int, bool | None]] = {}
 
     def _store_bitsets(self, stores: int) -> np.ndarray | None:
         words = (len(self.products) + 63) // 64
@@ -235,13 +237,13 @@ class StockMap:
         """Per product, up to `limit` stores holding it, nearest first (all distances when `within_km`
         is None). Every product asked about has an entry, empty when no store has it."""
         at = at or datetime.now(UTC)
+        minute = int(at.timestamp() // 60)  # opening hours are to the minute: "open now" is too
         distances = self.distances(near) if len(self.stores) else np.empty(0)
-        opened: dict[int, bool | None] = {}
         answer: dict[int, list[StoreAvailability]] = {}
-        for product in product_ids:
-            product = int(product)
+        asked = np.fromiter((int(p) for p in product_ids), np.int64)
+        positions = np.searchsorted(self.products, asked).tolist()
+        for product, i in zip(asked.tolist(), positions, strict=True):
             answer[product] = []
-            i = int(np.searchsorted(self.products, product))
             if i >= len(self.products) or self.products[i] != product:
                 continue
             start, end = self._product_offsets[i], self._product_offsets[i + 1]
@@ -253,8 +255,9 @@ class StockMap:
             for j in np.lexsort((stores, far))[:limit].tolist():
                 store = int(stores[j])
                 info = self.stores[store]
-                if store not in opened:
-                    opened[store] = _open_now(info, at)
+                known = self._open_cache.get(store)
+                if known is None or known[0] != minute:
+                    known = self._open_cache[store] = (minute, _open_now(info, at))
                 answer[product].append(
                     StoreAvailability(
                         info.code,
@@ -262,7 +265,7 @@ class StockMap:
                         info.address,
                         float(far[j]),
                         int(quantities[j]),
-                        opened[store],
+                        known[1],
                         int(self.store_ids[store]),
                         info.vendor,
                     )

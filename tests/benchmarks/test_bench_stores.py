@@ -40,6 +40,7 @@ def test_bench_stores_small() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["stores"] == 40 and figures["stock_rows"] == 40_000 and figures["products"] == 3000
     assert figures["recall_at_10"] >= 0.99  # flat index at this size: exact
+    assert figures["held_neighbours_recall_at_10"] >= 0.99
     done, possible = (int(n) for n in figures["full_pages"].split("/"))
     assert possible > 0 and done == possible
     assert figures["unfiltered"]["p50_ms"] > 0 and figures["ratio_p50"] > 0
