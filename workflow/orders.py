@@ -274,27 +274,3 @@ def pickup_store_json(session: Session, order: Order) -> dict | None:
 
     store = store_by_id(session, order.store_id)
     return store.to_json() if store else None
-
-
-def vendor_orders(session: Session, vendor_id: int, limit: int = 200) -> list[dict]:
-    """The vendor's paid orders, newest first: product, price, delivery address and tracking. Only
-    orders of offers for this vendor's products; another vendor's never appear."""
-    rows = session.execute(
-        select(Order, Offer, Payment)
-        .join(Offer, Offer.id == Order.offer_id)
-        .join(Payment, Payment.id == Order.payment_id)
-        .where(Order.vendor_id == vendor_id, Offer.vendor_id == vendor_id, Order.number.is_not(None))
-        .order_by(Order.id.desc())
-        .limit(limit)
-    ).all()
-    return [
-        {
-            **order_dict(order),
-            "product_id": offer.product_id,
-            "title": offer.title,
-            "price": str(payment.amount),
-            "currency": payment.currency,
-            "payment_status": payment.status,
-        }
-        for order, offer, payment in rows
-    ]

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from catalog.db import Product, Vendor
 from vision.embedder import open_embedder
-from workflow import offers_service, orders, payment_saga, rates, requests_service
+from workflow import offers_service, orders, payment_saga, rates, requests_service, vendor_orders
 from workflow.errors import Invalid, PaymentFailed
 from workflow.intake import submit_request, within_budget
 from workflow.models import CustomerRequest, Payment
@@ -178,8 +178,8 @@ def test_fulfilment_needs_carrier_and_tracking_and_the_vendor_sees_only_its_orde
         shipped = orders.order_dict(orders.order_of(session, request_id))
         acme = session.scalar(select(Vendor.id).where(Vendor.name == "acme"))
         globex = session.scalar(select(Vendor.id).where(Vendor.name == "globex"))
-        acme_orders = orders.vendor_orders(session, acme)
-        globex_orders = orders.vendor_orders(session, globex)
+    acme_orders = vendor_orders.vendor_order_rows(concierge.sessions, acme)
+    globex_orders = vendor_orders.vendor_order_rows(concierge.sessions, globex)
     assert shipped["tracking"]["carrier"] == "DHL" and shipped["tracking"]["number"] == SHIPMENT["tracking"]
     assert shipped["number"] in [o["number"] for o in acme_orders]
     assert all(o["delivery"]["city"] == "Berlin" for o in acme_orders)
@@ -193,8 +193,8 @@ def test_a_globex_order_is_listed_for_globex_only(concierge) -> None:
     with concierge.sessions() as session:
         number = orders.order_of(session, request_id).number
         ids = dict(session.execute(select(Vendor.name, Vendor.id)).all())
-        assert [o["number"] for o in orders.vendor_orders(session, ids["globex"])] == [number]
-        assert number not in [o["number"] for o in orders.vendor_orders(session, ids["acme"])]
+    assert [o["number"] for o in vendor_orders.vendor_order_rows(concierge.sessions, ids["globex"])] == [number]
+    assert number not in [o["number"] for o in vendor_orders.vendor_order_rows(concierge.sessions, ids["acme"])]
 
 
 # --- rates and budgets -------------------------------------------------------------------------
