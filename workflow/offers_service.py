@@ -93,10 +93,14 @@ def send_offers(
         for draft in drafts:
             if len(draft.note) > MAX_NOTE:
                 raise Invalid(f"Keep each note under {MAX_NOTE} characters.")
-            row = session.execute(
-                select(Product, Vendor).join(Vendor).where(Product.id == draft.product_id)
-            ).one_or_none()
-            if row is None:
+            in_range = 0 < draft.product_id < 2**63  # a row id; a larger number would not even bind
+            row = (
+                in_range
+                and session.execute(
+                    select(Product, Vendor).join(Vendor).where(Product.id == draft.product_id)
+                ).one_or_none()
+            )
+            if not row:
                 raise Invalid(f"Product {draft.product_id} is no longer in the catalog; search again.")
             product, vendor = row
             if not product.active:  # its vendor took it out of search since the page was loaded

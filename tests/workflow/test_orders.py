@@ -186,6 +186,14 @@ def test_fulfilment_needs_carrier_and_tracking_and_the_vendor_sees_only_its_orde
     assert shipped["number"] not in [o["number"] for o in globex_orders]
 
 
+@pytest.mark.parametrize("product_id", [0, -5, 2**63, 12565248294908923478016])
+def test_an_offer_of_a_number_that_is_no_product_id_is_refused_clearly(concierge, product_id: int) -> None:
+    request_id = concierge.request(product_photo(9))
+    concierge.claim(request_id)
+    with pytest.raises(Invalid, match="no longer in the catalog"):  # not an OverflowError from the driver
+        concierge.send(request_id, [product_id])
+
+
 def test_a_globex_order_is_listed_for_globex_only(concierge) -> None:
     provider = TestPaymentProvider()
     request_id, token, offer_id = _offered(concierge, 45, vendor="globex")
