@@ -108,7 +108,9 @@ def parse_opening_hours(text: str) -> dict[str, list[list[str]]]:
     if not text:
         return {}
     hours: dict[str, list[list[str]]] = {day: [] for day in DAYS}
-    rules = [rule.strip() for rule in re.split(r"[;\n]", text) if rule.strip()]
+    # Runs of spaces made one first: the rule pattern's optional spaces around ':' would otherwise
+    # try every split of a long run (seconds of CPU for a field of spaces, the whole process stalled).
+    rules = [re.sub(r"\s+", " ", rule.strip()) for rule in re.split(r"[;\n]", text) if rule.strip()]
     for number, rule in enumerate(rules, start=1):
         where = f"rule {number} ({rule!r})"
         if rule.lower() in {"24/7", "24x7", "always open"}:

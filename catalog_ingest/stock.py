@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.db import Product, Store, StoreStock
@@ -184,14 +184,17 @@ class _Run:
                 row, line, store, sku, f"no store with the code {store[:64]!r} (register it first)", "unknown store"
             )
             return
-        self.named.add(store_id)
         if not sku:
             self.reject(row, line, store, sku, "the sku is empty", "no sku")
             return
         quantity = _quantity(values.get("quantity", ""))
         if isinstance(quantity, str):
             self.reject(row, line, store, sku, quantity, "bad quantity")
+            self._keep(store_id, sku)
             return
+        # Named by a row that is applied, not by refused ones: a file whose rows for a store are all
+        # refused must not empty that store.
+        self.named.add(store_id)
         if (store_id, sku) in self.pending:
             first = self.pending[(store_id, sku)][0]
             self.reject(row, line, store, sku, f"the same store and sku are on row {first}", "duplicate row")
@@ -199,6 +202,19 @@ class _Run:
         self.pending[(store_id, sku)] = (row, line, store, sku, quantity)
         if len(self.pending) >= BATCH_ROWS:
             self.flush()
+
+    def _keep(self, store_id: int, sku: str) -> None:
+        """A refused row leaves that store's stock of the product as it was: stamped with this run's
+        marker, a snapshot does not delete it as a leftover."""
+        if self.result.mode != "snapshot":
+            return
+        product = select(Product.id).where(Product.vendor_id == self.vendor_id, Product.sku == sku).scalar_subquery()
+        self.session.execute(
+            update(StoreStock)
+            .where(StoreStock.store_id == store_id, StoreStock.product_id == product)
+            .values(updated_at=self.marker)
+            .execution_options(synchronize_session=False)
+        )
 
     def flush(self) -> None:
         if not self.pending:

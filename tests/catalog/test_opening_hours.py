@@ -107,3 +107,12 @@ def test_bad_inputs_to_is_open() -> None:
     with pytest.raises(ValueError, match="IANA"):
         is_open(hours, "Mars/Olympus", datetime(2026, 1, 5, 12, tzinfo=UTC))
     assert valid_timezone("Europe/Paris") and not valid_timezone("Mars/Olympus") and not valid_timezone("")
+
+
+def test_a_field_of_spaces_is_refused_at_once_and_spaces_never_matter() -> None:
+    # Before the runs of spaces were made one, this rule took the regex about 70 s of CPU.
+    with pytest.raises(ValueError, match="expected days then hours"):
+        parse_opening_hours("Mo" + " " * 1999 + "x")
+    assert parse_opening_hours("Mo-Fr \t 09:00-18:00 ;  Su   closed") == parse_opening_hours(
+        "Mo-Fr 09:00-18:00; Su closed"
+    )

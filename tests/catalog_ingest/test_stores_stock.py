@@ -205,6 +205,20 @@ def test_stock_snapshot_delta_and_rejects(db: sessionmaker) -> None:
         assert stamps and all(isinstance(stamp, datetime) for stamp in stamps)  # written as the ORM reads them
 
 
+def test_a_refused_row_of_a_snapshot_keeps_the_stock_it_names(db: sessionmaker) -> None:
+    vendor = _vendor(db, "acme")
+    _two_stores(db, vendor)
+    with db() as session:
+        import_stock(session, vendor, "store,sku,quantity\nB-01,SKU-0,5\nB-01,SKU-1,2\nB-02,SKU-0,7\n", "snapshot")
+        # SKU-1's row is refused: its stock stays as it was, SKU-0 is replaced, the rest of B-01 would go.
+        result = import_stock(session, vendor, "store,sku,quantity\nB-01,SKU-0,6\nB-01,SKU-1,2.0\n", "snapshot")
+        assert (result.applied, result.rejected, result.removed) == (1, 1, 0)
+        # A store whose every row is refused is not emptied: the file said nothing valid about it.
+        result = import_stock(session, vendor, "store,sku,quantity\nB-02,SKU-5,x\nB-02,,3\n", "snapshot")
+        assert (result.applied, result.rejected, result.removed, result.stores) == (0, 2, 0, 0)
+        assert _stock(session, vendor) == {("B-01", "SKU-0"): 6, ("B-01", "SKU-1"): 2, ("B-02", "SKU-0"): 7}
+
+
 def test_a_duplicate_far_apart_is_caught_across_batches(db: sessionmaker, monkeypatch: pytest.MonkeyPatch) -> None:
     import catalog_ingest.stock as stock
 
