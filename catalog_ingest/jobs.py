@@ -430,7 +430,8 @@ def run_job(
         file_name = job.file_name or upload.name
         vendor_name = vendor.name if vendor else ""
     if attempts > MAX_ATTEMPTS:
-        return _finish(sessions, job_id, "failed", error=f"Stopped after {MAX_ATTEMPTS} attempts that did not finish.")
+        error = f"Stopped after {MAX_ATTEMPTS} attempts that did not finish."
+        return _finish(sessions, job_id, "failed", error=error, upload=upload)
     heartbeat = _Heartbeat(sessions, job_id, owner, lease_s)
     last_write = [0.0]
 
@@ -444,7 +445,7 @@ def run_job(
 
     try:
         mapping = ColumnMapping.parse(toml, "of this job") if toml.strip() else ColumnMapping()
-        total = count_records(upload)
+        total = _count_or_none(upload)
         with sessions() as session:
             session.execute(update(IngestJob).where(IngestJob.id == job_id).values(rows_total=total))
             session.commit()
@@ -473,12 +474,22 @@ def run_job(
             f"The ingest stopped on an internal error ({type(exc).__name__}); the server's log has the details "
             f"under job {job_id}. Upload the file again, or ask the Vitrine team."
         )
-        return _finish(sessions, job_id, "failed", error=error)
+        return _finish(sessions, job_id, "failed", error=error, upload=upload)  # asked to upload again
     finally:
         heartbeat.stop()
     report = write_report(upload.parent, summary)
     _progress(sessions, job_id, summary)
     return _finish(sessions, job_id, "done", report=report, upload=upload)
+
+
+def _count_or_none(upload: Path) -> int | None:
+    """The file's records, for progress and ETA only: a file the quick count cannot read is still
+    ingested (the ingest reports its bad rows), just without a total."""
+    try:
+        return count_records(upload)
+    except Exception:  # the count is a nicety; the ingest itself says what is wrong with the file
+        log.warning("could not count the records of %s", upload.name, exc_info=True)
+        return None
 
 
 def _progress(sessions: sessionmaker, job_id: int, summary: IngestSummary) -> None:

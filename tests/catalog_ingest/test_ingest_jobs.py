@@ -169,6 +169,32 @@ def test_a_file_of_unknown_format_fails_the_job_with_a_clear_error(tmp_path, wor
     assert jobs.claim_next(sessions, "me") is None  # a failed job is not retried
 
 
+def test_a_job_that_fails_however_it_fails_leaves_no_upload_behind(
+    tmp_path, workspace, sessions, embedder, monkeypatch
+) -> None:
+    acme = _vendor(sessions, "acme")
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(jobs, "ingest_catalog", crash)
+    crashed = _queue(sessions, workspace, acme, catalog_zip(tmp_path / "c", 3))
+    assert jobs.claim_next(sessions, "me") == crashed
+    assert jobs.run_job(sessions, workspace, embedder, crashed, "me") == "failed"
+    assert "internal error (RuntimeError)" in (jobs.job_of(sessions, acme, crashed).error or "")
+    tired = _queue(sessions, workspace, acme, catalog_zip(tmp_path / "t", 3))
+    assert jobs.claim_next(sessions, "me") == tired
+    with sessions() as session:
+        session.get(IngestJob, tired).attempts = jobs.MAX_ATTEMPTS + 1
+        session.commit()
+    assert jobs.run_job(sessions, workspace, embedder, tired, "me") == "failed"
+    with sessions() as session:
+        uploads = [
+            Path(j.upload_path) for j in session.scalars(select(IngestJob).where(IngestJob.id.in_([crashed, tired])))
+        ]
+    assert uploads and not any(path.exists() for path in uploads)  # up to 4 GB each: never kept after a failure
+
+
 def test_a_saved_mapping_reads_a_file_with_other_headers(tmp_path, workspace, sessions, embedder) -> None:
     acme = _vendor(sessions, "acme")
     archive = catalog_zip(tmp_path / "a", 3)
