@@ -341,6 +341,8 @@ def csv_records(
             if not cells or (not cells[0].strip() and not any(cell.strip() for cell in cells)):
                 continue  # blank lines
             row += 1
+            if any("\0" in cell for cell in cells):  # no text holds one; PostgreSQL refuses to store it
+                raise CatalogError(f"Line {reader.line_num} holds a NUL character: the file is not CSV text.")
             values = {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header) if name}
             if len(cells) > len(header):
                 values["\0extra"] = "1"

@@ -298,3 +298,12 @@ def test_a_snapshot_keeps_rows_a_newer_run_wrote_meanwhile(db: sessionmaker) -> 
         older.finish()
         assert older.result.removed == 1  # SKU-1, older than both runs; SKU-3 is newer than this snapshot
         assert _stock(first, vendor) == {("B-01", "SKU-0"): 5, ("B-01", "SKU-3"): 7}
+
+
+def test_a_nul_character_refuses_the_file_clearly(db: sessionmaker) -> None:
+    vendor = _vendor(db, "acme")
+    _two_stores(db, vendor)
+    with db() as session, pytest.raises(CatalogError, match="Line 2 holds a NUL character"):
+        import_stock(session, vendor, "store,sku,quantity\nB-01,SKU\x000,5\n", "delta")
+    with db() as session, pytest.raises(CatalogError, match="NUL character"):
+        import_stores(session, vendor, STORES_CSV.replace("Berlin Mitte again", "Berlin\x00"))
