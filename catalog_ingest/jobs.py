@@ -9,6 +9,11 @@ progress (rows, images, accepted, rejected) is written after every batch, which 
 turn into a rate and an ETA. A job whose process died is run again: the kernel drops its run lock,
 which `catalog.leftovers` notices and queues it again, and on another machine its lease simply runs
 out. Running a job again is safe because ingest is idempotent (deterministic ids, upserts).
+
+Each claim has an owner of its own, so a run whose lease ran out while it was still alive (its
+heartbeat could not reach the database for a whole lease, or the clock jumped) and was taken by a
+newer claim notices it at its next heartbeat, stops at its next batch and writes nothing more: the
+job's end, its counts and its upload belong to the newer claim alone.
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.db import IngestJob, SavedMapping, Vendor
@@ -55,6 +60,10 @@ class JobNotFound(LookupError):
 
 class StopRequested(Exception):
     """The runner is shutting down: the job stops at the next batch and is queued again."""
+
+
+class LeaseLost(Exception):
+    """Another claim holds the job now: this run stops at the next batch and leaves the job to it."""
 
 
 def uploads_dir(workspace: Workspace) -> Path:
@@ -295,16 +304,19 @@ def _vendor_busy(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
-def claim_next(sessions: sessionmaker, owner: str, lease_s: float = LEASE_S) -> int | None:
+def claim_next(sessions: sessionmaker, owner: str, lease_s: float = LEASE_S, skip: Collection[int] = ()) -> int | None:
     """Lease the oldest job that may run now; its id, or None. A job is runnable when it is queued
     (or was running under a lease that ran out) and its vendor has nothing else under way. The lease
-    is taken by a conditional update, so two processes never take the same job."""
+    is taken by a conditional update, so two processes never take the same job. `owner` names this
+    claim (one per claim, see the module's note); `skip`: jobs the caller is running itself, never
+    taken again while their run lives, even if their lease ran out."""
     now = datetime.now(UTC)
     with sessions() as session:
         candidates = session.scalars(
             select(IngestJob.id)
             .where(
                 IngestJob.upload_path.is_not(None),
+                IngestJob.id.not_in(list(skip)) if skip else true(),
                 or_(
                     and_(
                         IngestJob.status == "queued", or_(IngestJob.lease_until.is_(None), IngestJob.lease_until < now)
@@ -366,11 +378,13 @@ def clear_abandoned(workspace: Workspace, max_age_s: float = 24 * 3600) -> list[
 
 
 class _Heartbeat:
-    """Renews a job's lease every third of it until stopped, so a long batch never lets it run out."""
+    """Renews a job's lease every third of it until stopped, so a long batch never lets it run out.
+    `lost` is set when the lease belongs to another claim now (see the module's note)."""
 
     def __init__(self, sessions: sessionmaker, job_id: int, owner: str, lease_s: float) -> None:
         self.sessions, self.job_id, self.owner, self.lease_s = sessions, job_id, owner, lease_s
         self.stopped = threading.Event()
+        self.lost = threading.Event()
         self.thread = threading.Thread(target=self._beat, name=f"ingest-job-{job_id}-lease", daemon=True)
         self.thread.start()
 
@@ -378,12 +392,16 @@ class _Heartbeat:
         while not self.stopped.wait(self.lease_s / 3):
             try:
                 with self.sessions() as session:
-                    session.execute(
+                    renewed = session.execute(
                         update(IngestJob)
                         .where(IngestJob.id == self.job_id, IngestJob.lease_owner == self.owner)
                         .values(lease_until=datetime.now(UTC) + timedelta(seconds=self.lease_s))
                     )
                     session.commit()
+                if renewed.rowcount != 1:
+                    log.warning("ingest job %s is leased by another claim now; this run stops", self.job_id)
+                    self.lost.set()
+                    return
             except Exception:  # a missed beat is retried; the lease is three beats long
                 log.warning("could not renew the lease of ingest job %s", self.job_id, exc_info=True)
 
@@ -431,23 +449,25 @@ def run_job(
         vendor_name = vendor.name if vendor else ""
     if attempts > MAX_ATTEMPTS:
         error = f"Stopped after {MAX_ATTEMPTS} attempts that did not finish."
-        return _finish(sessions, job_id, "failed", error=error, upload=upload)
+        return _finish(sessions, job_id, owner, "failed", error=error, upload=upload)
     heartbeat = _Heartbeat(sessions, job_id, owner, lease_s)
     last_write = [0.0]
 
     def on_batch(summary: IngestSummary) -> None:
+        if heartbeat.lost.is_set():
+            raise LeaseLost
         if stop is not None and stop.is_set():
             raise StopRequested
         now = time.monotonic()
         if now - last_write[0] >= PROGRESS_EVERY_S:
             last_write[0] = now
-            _progress(sessions, job_id, summary)
+            _progress(sessions, job_id, owner, summary)
 
     try:
         mapping = ColumnMapping.parse(toml, "of this job") if toml.strip() else ColumnMapping()
         total = _count_or_none(upload)
         with sessions() as session:
-            session.execute(update(IngestJob).where(IngestJob.id == job_id).values(rows_total=total))
+            session.execute(_held(job_id, owner).values(rows_total=total))
             session.commit()
         summary = ingest_catalog(
             upload,
@@ -457,29 +477,39 @@ def run_job(
             IngestOptions(mapping=mapping, sync=sync, on_batch=on_batch),
             job_id=job_id,
         )
+    except LeaseLost:
+        return "lost"
     except StopRequested:
         with sessions() as session:
             session.execute(
-                update(IngestJob)
-                .where(IngestJob.id == job_id)
-                .values(status="queued", lease_owner=None, lease_until=None, attempts=IngestJob.attempts - 1)
+                _held(job_id, owner).values(
+                    status="queued", lease_owner=None, lease_until=None, attempts=IngestJob.attempts - 1
+                )
             )
             session.commit()
         return "queued"
     except CatalogError as exc:
-        return _finish(sessions, job_id, "failed", error=public_message(str(exc), upload, file_name), upload=upload)
+        error = public_message(str(exc), upload, file_name)
+        return _finish(sessions, job_id, owner, "failed", error=error, upload=upload)
     except Exception as exc:  # logged with its traceback; the vendor is told no more than its kind
         log.exception("ingest job %s failed", job_id)
         error = (
             f"The ingest stopped on an internal error ({type(exc).__name__}); the server's log has the details "
             f"under job {job_id}. Upload the file again, or ask the Vitrine team."
         )
-        return _finish(sessions, job_id, "failed", error=error, upload=upload)  # asked to upload again
+        return _finish(sessions, job_id, owner, "failed", error=error, upload=upload)  # asked to upload again
     finally:
         heartbeat.stop()
+    if heartbeat.lost.is_set():  # taken over during the last batch: the newer claim writes the end
+        return "lost"
     report = write_report(upload.parent, summary)
-    _progress(sessions, job_id, summary)
-    return _finish(sessions, job_id, "done", report=report, upload=upload)
+    _progress(sessions, job_id, owner, summary)
+    return _finish(sessions, job_id, owner, "done", report=report, upload=upload)
+
+
+def _held(job_id: int, owner: str):  # type: ignore[no-untyped-def]
+    """An update of the job that changes nothing once another claim holds it."""
+    return update(IngestJob).where(IngestJob.id == job_id, IngestJob.lease_owner == owner)
 
 
 def _count_or_none(upload: Path) -> int | None:
@@ -492,12 +522,10 @@ def _count_or_none(upload: Path) -> int | None:
         return None
 
 
-def _progress(sessions: sessionmaker, job_id: int, summary: IngestSummary) -> None:
+def _progress(sessions: sessionmaker, job_id: int, owner: str, summary: IngestSummary) -> None:
     with sessions() as session:
         session.execute(
-            update(IngestJob)
-            .where(IngestJob.id == job_id)
-            .values(
+            _held(job_id, owner).values(
                 rows_done=summary.rows,
                 images_done=summary.images_embedded,
                 accepted=summary.accepted + summary.updated + summary.unchanged,
@@ -511,15 +539,20 @@ def _progress(sessions: sessionmaker, job_id: int, summary: IngestSummary) -> No
 def _finish(
     sessions: sessionmaker,
     job_id: int,
+    owner: str,
     status: str,
     *,
     error: str | None = None,
     report: Path | None = None,
     upload: Path | None = None,
 ) -> str:
-    """Record the end; the uploaded catalog is deleted once done with (the report stays beside it)."""
+    """Record the end; the uploaded catalog is deleted once done with (the report stays beside it).
+    `lost`, with nothing written or deleted, when another claim holds the job now: its run needs the
+    upload and writes the end itself."""
     with sessions() as session:
-        job = session.get(IngestJob, job_id)
+        job = session.get(IngestJob, job_id, with_for_update=True)
+        if job is not None and job.lease_owner != owner:
+            return "lost"
         if job is not None:
             job.status, job.error = status, error
             job.finished_at = datetime.now(UTC)
@@ -551,7 +584,8 @@ class JobRunner:
         self.sessions, self.workspace = sessions, workspace
         self.embedder_factory = embedder_factory
         self.workers, self.poll_s, self.lease_s = workers, poll_s, lease_s
-        self.owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = f"{os.uname().nodename[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._claims = 0  # each claim's owner is this runner's with the claim's number
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
         self._wake = threading.Event()
@@ -593,25 +627,27 @@ class JobRunner:
                     clear_abandoned(self.workspace)
                     last_clean = time.monotonic()
                 while len(self.active) < self.workers and not self._stop.is_set():
-                    job_id = claim_next(self.sessions, self.owner, self.lease_s)
+                    self._claims += 1
+                    claim = f"{self.owner}:{self._claims}"
+                    job_id = claim_next(self.sessions, claim, self.lease_s, skip=self.active)
                     if job_id is None:
                         break
                     with self._active_lock:
                         self._active.add(job_id)
-                    self._pool.submit(self._run, job_id)
+                    self._pool.submit(self._run, job_id, claim)
             except Exception:
                 log.exception("the ingest job queue could not be read; trying again")
             self._wake.wait(self.poll_s)
             self._wake.clear()
 
-    def _run(self, job_id: int) -> None:
+    def _run(self, job_id: int, claim: str) -> None:
         try:
             outcome = run_job(
                 self.sessions,
                 self.workspace,
                 self.embedder(),
                 job_id,
-                self.owner,
+                claim,
                 lease_s=self.lease_s,
                 stop=self._stop,
             )

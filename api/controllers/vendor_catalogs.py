@@ -77,6 +77,7 @@ class _Staged:
     file_name: str
     sync: bool
     headers: list[str]
+    queued: bool = False  # its form was sent already and the job queued
 
 
 def _stage(upload: Path, vendor_id: int, file_name: str, sync: bool, headers: list[str]) -> str:
@@ -85,15 +86,46 @@ def _stage(upload: Path, vendor_id: int, file_name: str, sync: bool, headers: li
     return upload.parent.name
 
 
-def _staged(workspace: Workspace, vendor_id: int, token: str) -> _Staged:
+def _staged(workspace: Workspace, vendor_id: int, token: str, *, queued_too: bool = False) -> _Staged:
+    """The vendor's upload `token` waiting on the mapping form; with `queued_too`, also one whose
+    form was sent already (a double submit is told so, not sent to a 404)."""
+    gone = NotFound("This upload is not waiting for a mapping (any more).", "Upload the file again.")
+    if not _STAGED.match(token):
+        raise gone
     folder = jobs.uploads_dir(workspace) / token
-    meta_path = folder / "staged.json"
-    if not _STAGED.match(token) or not meta_path.is_file():
-        raise NotFound("This upload is not waiting for a mapping (any more).", "Upload the file again.")
-    meta = json.loads(meta_path.read_text())
-    if meta["vendor_id"] != vendor_id:
-        raise NotFound("This upload is not waiting for a mapping (any more).", "Upload the file again.")
-    return _Staged(folder / meta["file"], vendor_id, meta["file_name"], bool(meta["sync"]), list(meta["headers"]))
+    for name in ("staged.json", "queued.json") if queued_too else ("staged.json",):
+        try:
+            meta = json.loads((folder / name).read_text())
+        except FileNotFoundError:  # the other name, or renamed meanwhile: looked up in that order
+            continue
+        if meta["vendor_id"] != vendor_id:
+            raise gone
+        return _Staged(
+            folder / meta["file"],
+            vendor_id,
+            meta["file_name"],
+            bool(meta["sync"]),
+            list(meta["headers"]),
+            queued=name == "queued.json",
+        )
+    raise gone
+
+
+def _claim(staged: _Staged) -> bool:
+    """Take the upload off the mapping form for one request only: the rename is atomic, so a double
+    submit of the form queues one job, not two ingests of the same file."""
+    folder = staged.path.parent
+    try:
+        (folder / "staged.json").rename(folder / "queued.json")
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _unclaim(staged: _Staged) -> None:
+    """Put the upload back on the mapping form (queuing it failed), so it is neither lost nor kept forever."""
+    folder = staged.path.parent
+    (folder / "queued.json").rename(folder / "staged.json")
 
 
 def _check_and_queue(
@@ -299,7 +331,9 @@ class VendorCatalogsPagesController(Controller):
         self, request: Request, user: SignedIn, db: Db, token: FromPath[str], data: Annotated[dict[str, Any], _FORM]
     ) -> Template | Redirect:
         vendor_id = _vendor_of(user)
-        staged = await asyncio.to_thread(_staged, _workspace(request), vendor_id, token)
+        staged = await asyncio.to_thread(_staged, _workspace(request), vendor_id, token, queued_too=True)
+        if staged.queued:
+            return notice_redirect(request, "/vendor/catalogs", f"{staged.file_name} is queued already.")
 
         def text(key: str) -> str:
             value = data.get(key)
@@ -318,26 +352,31 @@ class VendorCatalogsPagesController(Controller):
             if constants and not re.fullmatch(r"[A-Z]{3}", constants["currency"]):
                 raise CatalogError("A currency is three letters, ISO 4217 (e.g. EUR).")
             ColumnMapping.parse(toml).check_headers(staged.headers)
-            if typed["save_as"]:
-                if len(typed["save_as"]) > 100:
-                    raise CatalogError("A mapping's name is 100 characters at most.")
-                await asyncio.to_thread(jobs.save_mapping, db, vendor_id, typed["save_as"], toml)
+            if len(typed["save_as"]) > 100:
+                raise CatalogError("A mapping's name is 100 characters at most.")
         except CatalogError as exc:
             message = str(exc).replace(" Rename them or pass a column mapping (--mapping FILE).", "")
             error = {"status": 422, "title": "Please check the mapping", "message": message}
             return self._mapping_page(request, user, token, staged, typed, error, status_code=422)
-        (staged.path.parent / "staged.json").unlink(missing_ok=True)
-        job_id = await asyncio.to_thread(
-            jobs.submit,
-            db,
-            vendor_id,
-            staged.path,
-            staged.file_name,
-            mapping_name=typed["save_as"],
-            mapping_text=toml,
-            sync=staged.sync,
-            requested_by=user.id,
-        )
+        if not await asyncio.to_thread(_claim, staged):  # the same form sent twice: the first queued it
+            return notice_redirect(request, "/vendor/catalogs", f"{staged.file_name} is queued already.")
+        try:
+            if typed["save_as"]:
+                await asyncio.to_thread(jobs.save_mapping, db, vendor_id, typed["save_as"], toml)
+            job_id = await asyncio.to_thread(
+                jobs.submit,
+                db,
+                vendor_id,
+                staged.path,
+                staged.file_name,
+                mapping_name=typed["save_as"],
+                mapping_text=toml,
+                sync=staged.sync,
+                requested_by=user.id,
+            )
+        except BaseException:
+            await asyncio.to_thread(_unclaim, staged)
+            raise
         _wake(request)
         return notice_redirect(request, "/vendor/catalogs", f"Mapped {staged.file_name}: job {job_id} is queued.")
 

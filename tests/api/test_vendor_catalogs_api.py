@@ -9,15 +9,16 @@ import csv
 import io
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from catalogs import product_photo
 from sqlalchemy import select
-from upload_support import catalog_zip
+from upload_support import catalog_zip, staged_upload
 from webapp import Browser, bearer, staffed_site
 
-from catalog.db import Product, Vendor
+from catalog.db import IngestJob, Product, Vendor
 from vision.embedder import open_embedder
 
 PASSWORD = "correct horse battery"
@@ -180,3 +181,25 @@ def test_the_page_asks_for_confirmation_before_a_sync_and_keeps_the_choice(site,
         assert odd.status_code == 422 and "Unknown catalog format" in odd.text
     finally:
         browser.close()
+
+
+def test_a_mapping_form_sent_several_times_at_once_queues_one_job(site) -> None:
+    """Impatient clicks on "Queue it": each request sees the upload waiting, but only one takes it
+    (an atomic rename), so the file is ingested once; the others are told it is queued already."""
+    token = staged_upload(site, "acme-shop")
+    browser = Browser(site.url)
+    try:
+        signed_in = browser.post("/login", {"name": "acme-shop", "password": PASSWORD, "next": "/vendor/catalogs"})
+        assert signed_in.status_code in (302, 303), signed_in.text
+        form = {"column_sku": "article", "column_title": "name", "column_price": "price"}
+        form |= {"column_currency": "currency", "column_image": "image", "_csrf_token": browser.token()}
+        with ThreadPoolExecutor(4) as clicks:
+            sent = list(clicks.map(lambda _: browser.http.post(f"/vendor/catalogs/map/{token}", data=form), range(4)))
+        assert all(answer.status_code in (302, 303) for answer in sent), [a.text for a in sent]
+        again = browser.http.post(f"/vendor/catalogs/map/{token}", data=form)
+        assert again.status_code in (302, 303) and again.headers["location"].startswith("/vendor/catalogs")
+    finally:
+        browser.close()
+    with site.sessions() as session:
+        queued = session.scalars(select(IngestJob).where(IngestJob.file_name == "theirs.csv")).all()
+    assert len(queued) == 1, [(job.id, job.upload_path) for job in queued]

@@ -133,6 +133,52 @@ def test_a_job_whose_lease_ran_out_is_run_again_and_completes(tmp_path, workspac
         assert job.attempts == 2 and job.lease_owner is None
 
 
+def test_a_run_whose_lease_a_newer_claim_took_stops_and_leaves_the_job_to_it(
+    tmp_path, workspace, sessions, embedder
+) -> None:
+    """A run that lost its lease while alive (its heartbeat could not reach the database for a whole
+    lease) and whose job a newer claim took stops at its next batch without writing the job's end or
+    deleting the upload: before per-claim owners both runs went on, and the first to end deleted the
+    file the other was reading."""
+    acme = _vendor(sessions, "acme")
+    job_id = _queue(sessions, workspace, acme, catalog_zip(tmp_path / "a", 600))
+    assert jobs.claim_next(sessions, "host:1:aa:1", lease_s=0.6) == job_id
+    outcome: list[str] = []
+    old_run = threading.Thread(
+        target=lambda: outcome.append(jobs.run_job(sessions, workspace, embedder, job_id, "host:1:aa:1", lease_s=0.6))
+    )
+    old_run.start()
+    deadline = time.monotonic() + 60
+    while jobs.job_of(sessions, acme, job_id).rows_done == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with sessions() as session:  # what claim_next does once the lease has lapsed
+        job = session.get(IngestJob, job_id)
+        assert job.status == "running" and job.rows_done < 600
+        job.status, job.lease_owner = "queued", "host:2:bb:1"
+        job.lease_until = datetime.now(UTC) + timedelta(seconds=60)
+        session.commit()
+    old_run.join(timeout=120)
+    assert outcome == ["lost"]
+    with sessions() as session:
+        job = session.get(IngestJob, job_id)
+        assert (job.lease_owner, job.finished_at) == ("host:2:bb:1", None)  # untouched by the old run
+        upload = Path(job.upload_path)
+    assert upload.is_file(), "the old run deleted the upload the newer claim reads"
+
+    assert jobs.run_job(sessions, workspace, embedder, job_id, "host:2:bb:1") == "done"
+    view = jobs.job_of(sessions, acme, job_id)
+    assert (view.status, view.rows_done, view.accepted) == ("done", 600, 600)
+    assert _products(sessions, acme) == 600 and not upload.exists()
+
+
+def test_the_runner_never_claims_again_a_job_it_is_running(tmp_path, workspace, sessions) -> None:
+    acme = _vendor(sessions, "acme")
+    job_id = _queue(sessions, workspace, acme, catalog_zip(tmp_path / "a", 3))
+    assert jobs.claim_next(sessions, "host:1:aa:1", lease_s=0.0) == job_id  # a lease that lapsed at once
+    assert jobs.claim_next(sessions, "host:1:aa:2", skip={job_id}) is None  # still running here
+    assert jobs.claim_next(sessions, "host:2:bb:1") == job_id  # another process takes it over
+
+
 def test_a_live_lease_is_not_taken(tmp_path, workspace, sessions) -> None:
     acme = _vendor(sessions, "acme")
     job_id = _queue(sessions, workspace, acme, catalog_zip(tmp_path / "a", 2))
