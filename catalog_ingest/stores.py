@@ -191,9 +191,14 @@ def _apply(session: Session, vendor_id: int, fields: StoreFields) -> tuple[Store
 
 
 def save_store(session: Session, vendor_id: int, fields: StoreFields) -> tuple[Store, bool]:
-    """Create or update the vendor's store `fields.code` and commit: (the store, whether it is new)."""
-    store, created = _apply(session, vendor_id, fields)
+    """Create or update the vendor's store `fields.code` and commit: (the store, whether it is new).
+
+    The stock version is raised first: its upsert locks the vendor's version row (PostgreSQL) or
+    takes the write lock (SQLite) before the store is looked up, so two writers of the same new code
+    run one after the other and the second updates what the first created (both inserting it was a
+    unique-key error and a 500)."""
     bump_stock_version(session, vendor_id)
+    store, created = _apply(session, vendor_id, fields)
     session.commit()
     return store, created
 
@@ -361,9 +366,14 @@ def import_stores(
 ) -> StoresImport:
     """Stores from a CSV (`code,name,address,postcode,city,country,lat,lon,opening_hours,phone,timezone`;
     code, name, lat and lon required): each good row created or updated, each bad one reported with
-    its row, field and reason; a code twice in one file is a reject the second time. Commits once."""
+    its row, field and reason; a code twice in one file is a reject the second time. Commits once.
+
+    Every row is read and checked before the first write, so the database's write lock (the whole
+    database on SQLite) is held for the writes only, not while a big file is parsed; the writes then
+    begin with the stock version, as in `save_store`."""
     result = StoresImport()
     seen: set[str] = set()
+    good: list[StoreFields] = []
     for row, line, values in csv_records(text_lines(source), REQUIRED_COLUMNS, STORE_COLUMNS):
         result.rows = row
         code = values.get("code", "").strip()
@@ -379,14 +389,16 @@ def import_stores(
             result.rejects.append(StoreReject(row, line, code, "code", "the same store code is on an earlier row"))
             continue
         seen.add(fields.code)
+        good.append(fields)
+        if progress is not None:
+            progress(row)
+    if good:
+        bump_stock_version(session, vendor_id)
+    for fields in good:
         _, created = _apply(session, vendor_id, fields)
         if created:
             result.created += 1
         else:
             result.updated += 1
-        if progress is not None:
-            progress(row)
-    if result.applied:
-        bump_stock_version(session, vendor_id)
     session.commit()  # one transaction: a file is applied whole (its good rows) or, on a crash, not at all
     return result

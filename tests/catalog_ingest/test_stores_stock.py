@@ -4,6 +4,7 @@ rejects, and the stock version. Real SQLite (or PostgreSQL with VITRINE_TEST_DAT
 from __future__ import annotations
 
 import io
+import threading
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -130,6 +131,37 @@ H-01,Hamburg,,20095,Hamburg,DE,53.55,9.99,Mo-Sa 10:00-19:00; Su closed,,Europe/B
 B-01,Berlin Mitte again,,,,DE,52.5,13.4,,,
 M-01,München,,80331,München,DE,48.137,11.575,Mo 25:00-26:00,,Europe/Berlin
 """
+
+
+def test_two_writers_of_the_same_new_store_code_at_once_create_it_once(db: sessionmaker) -> None:
+    """The form, the API and a CSV may all name a store that does not exist yet at the same moment:
+    the second writer updates what the first created instead of failing on the unique key."""
+    vendor = _vendor(db, "acme", skus=0)
+    failures: list[BaseException] = []
+    outcomes: list[bool] = []
+
+    def write(code: str, name: str, start: threading.Barrier) -> None:
+        fields = check_store({**GOOD, "code": code, "name": name})
+        start.wait()
+        try:
+            with db() as session:
+                outcomes.append(save_store(session, vendor, fields)[1])
+        except BaseException as exc:  # noqa: BLE001 - the test reports any failure of either writer
+            failures.append(exc)
+
+    for n in range(12):
+        start = threading.Barrier(2)
+        writers = [threading.Thread(target=write, args=(f"NEW-{n}", who, start)) for who in ("form", "api")]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+    assert failures == []
+    assert sorted(outcomes) == [False] * 12 + [True] * 12  # each code created once, then updated
+    with db() as session:
+        codes = session.scalars(select(Store.code).where(Store.vendor_id == vendor)).all()
+        assert sorted(codes) == sorted(f"NEW-{n}" for n in range(12))
+        assert stock_version(session, vendor) == 24
 
 
 def test_a_stores_csv_applies_good_rows_and_reports_bad_ones(db: sessionmaker) -> None:
