@@ -146,7 +146,7 @@ def test_two_writers_of_the_same_new_store_code_at_once_create_it_once(db: sessi
         try:
             with db() as session:
                 outcomes.append(save_store(session, vendor, fields)[1])
-        except BaseException as exc:  # noqa: BLE001 - the test reports any failure of either writer
+        except BaseException as exc:  # the test reports any failure of either writer
             failures.append(exc)
 
     for n in range(12):
