@@ -40,8 +40,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.db import Product, Store, StoreStock
+from catalog_ingest.csv_rows import RowProblem, csv_records, text_lines
 from catalog_ingest.errors import CatalogError
-from catalog_ingest.stores import bump_stock_version, csv_records, text_lines
+from catalog_ingest.stores import bump_stock_version
 
 StockMode = Literal["snapshot", "delta"]
 STOCK_COLUMNS: tuple[str, ...] = ("store", "sku", "quantity")
@@ -170,10 +171,13 @@ class _Run:
         if self.on_reject is not None:
             self.on_reject(item)
 
-    def add(self, row: int, line: int, values: dict[str, str]) -> None:
+    def add(self, row: int, line: int, values: dict[str, str], problem: RowProblem | None = None) -> None:
         store, sku = values.get("store", "").strip(), values.get("sku", "").strip()
-        if "\0extra" in values:
-            self.reject(row, line, store, sku, "the row has more cells than the header", "too many cells")
+        if problem is not None:
+            self.reject(row, line, store, sku, problem.reason, problem.kind)
+            store_id = self.stores.get(store)
+            if store_id is not None and sku:
+                self._keep(store_id, sku)
             return
         if not store:
             self.reject(row, line, store, sku, "the store is empty", "no store")
@@ -290,9 +294,9 @@ def import_stock(
     started = time.perf_counter()
     run = _Run(session, vendor_id, mode, on_reject)
     try:
-        for row, line, values in csv_records(text_lines(source), STOCK_COLUMNS, STOCK_COLUMNS):
+        for row, line, values, problem in csv_records(text_lines(source), STOCK_COLUMNS, STOCK_COLUMNS):
             run.result.rows = row
-            run.add(row, line, values)
+            run.add(row, line, values, problem)
             if progress is not None and row % BATCH_ROWS == 0:
                 progress(row)
         run.finish()

@@ -12,10 +12,8 @@ in-memory map of stores and stock, and one small query tells it the map is stale
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,7 +25,7 @@ from sqlalchemy.orm import Session
 from catalog.db import StockVersion, Store, StoreStock
 from catalog.opening_hours import format_opening_hours, parse_opening_hours, valid_timezone
 from catalog.phones import PhoneInvalid, is_region, to_e164
-from catalog_ingest.errors import CatalogError
+from catalog_ingest.csv_rows import csv_records, text_lines
 
 STORE_COLUMNS: tuple[str, ...] = (
     "code",
@@ -300,64 +298,6 @@ class StoresImport:
         }
 
 
-def text_lines(source: Path | bytes | str | IO[bytes]) -> Iterator[str]:
-    """Lines of a CSV as text, streamed: a path, bytes, text or a binary file. UTF-8 (a BOM is dropped)."""
-    if isinstance(source, Path):
-        with source.open("r", encoding="utf-8-sig", newline="") as handle:
-            yield from handle
-        return
-    if isinstance(source, str):
-        yield from io.StringIO(source.lstrip("\ufeff"), newline="")
-        return
-    if isinstance(source, bytes | bytearray):
-        source = io.BytesIO(source)
-    yield from io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
-
-
-def csv_records(
-    lines: Iterable[str], required: tuple[str, ...], known: tuple[str, ...]
-) -> Iterator[tuple[int, int, dict[str, str]]]:
-    """(row, line, values) of a CSV with a header, streamed; CatalogError when the header lacks a
-    required column (the whole file is refused before anything is written). Comma, semicolon or tab."""
-    iterator = iter(lines)
-    try:
-        first = next(iterator)
-    except StopIteration:
-        raise CatalogError("The file is empty: expected a header line.") from None
-    except UnicodeDecodeError:
-        raise CatalogError("The file is not UTF-8 text.") from None
-    delimiter = max((",", ";", "\t"), key=first.count)
-
-    def rest() -> Iterator[str]:
-        yield first
-        yield from iterator
-
-    reader = csv.reader(rest(), delimiter=delimiter)
-    try:
-        header = [name.strip().lower() for name in next(reader)]
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise CatalogError(
-                f"The header lacks the column(s) {', '.join(missing)}; expected {', '.join(known)} "
-                f"(found {', '.join(header) or 'nothing'})."
-            )
-        row = 0
-        for cells in reader:
-            if not cells or (not cells[0].strip() and not any(cell.strip() for cell in cells)):
-                continue  # blank lines
-            row += 1
-            if any("\0" in cell for cell in cells):  # no text holds one; PostgreSQL refuses to store it
-                raise CatalogError(f"Line {reader.line_num} holds a NUL character: the file is not CSV text.")
-            values = {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header) if name}
-            if len(cells) > len(header):
-                values["\0extra"] = "1"
-            yield row, reader.line_num, values
-    except UnicodeDecodeError:
-        raise CatalogError("The file is not UTF-8 text.") from None
-    except csv.Error as exc:
-        raise CatalogError(f"The CSV cannot be read at line {reader.line_num}: {exc}") from None
-
-
 def import_stores(
     session: Session,
     vendor_id: int,
@@ -374,11 +314,11 @@ def import_stores(
     result = StoresImport()
     seen: set[str] = set()
     good: list[StoreFields] = []
-    for row, line, values in csv_records(text_lines(source), REQUIRED_COLUMNS, STORE_COLUMNS):
+    for row, line, values, problem in csv_records(text_lines(source), REQUIRED_COLUMNS, STORE_COLUMNS):
         result.rows = row
         code = values.get("code", "").strip()
-        if "\0extra" in values:
-            result.rejects.append(StoreReject(row, line, code, "", "the row has more cells than the header"))
+        if problem is not None:
+            result.rejects.append(StoreReject(row, line, code, "", problem.reason))
             continue
         try:
             fields = check_store(values)

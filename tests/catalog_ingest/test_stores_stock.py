@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.db import Product, Store, StoreStock, Vendor, make_engine, session_factory
 from catalog.ids import product_id
 from catalog.workspace import Workspace
+from catalog_ingest import stock
 from catalog_ingest.errors import CatalogError
 from catalog_ingest.stock import import_stock
 from catalog_ingest.stores import StoreInvalid, check_store, import_stores, save_store, stock_version
@@ -332,10 +333,47 @@ def test_a_snapshot_keeps_rows_a_newer_run_wrote_meanwhile(db: sessionmaker) -> 
         assert _stock(first, vendor) == {("B-01", "SKU-0"): 5, ("B-01", "SKU-3"): 7}
 
 
-def test_a_nul_character_refuses_the_file_clearly(db: sessionmaker) -> None:
+def test_unreadable_lines_are_rejects_and_never_stop_a_file_half_way(
+    db: sessionmaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes that are not UTF-8, a NUL character and a cell the CSV reader refuses are each their
+    row's reject, wherever they are: before, a file stopped on them with a 422 after its earlier
+    chunks were committed and its later rows never applied (and NUL was a 500 on PostgreSQL)."""
+    monkeypatch.setattr(stock, "BATCH_ROWS", 2)
+    monkeypatch.setattr(stock, "COMMIT_ROWS", 2)  # chunks are committed before the bad lines
     vendor = _vendor(db, "acme")
     _two_stores(db, vendor)
-    with db() as session, pytest.raises(CatalogError, match="Line 2 holds a NUL character"):
-        import_stock(session, vendor, "store,sku,quantity\nB-01,SKU\x000,5\n", "delta")
-    with db() as session, pytest.raises(CatalogError, match="NUL character"):
-        import_stores(session, vendor, STORES_CSV.replace("Berlin Mitte again", "Berlin\x00"))
+    with db() as session:
+        import_stock(session, vendor, "store,sku,quantity\nB-01,SKU-4,8\n", "delta")
+    huge = "x" * 200_000  # beyond the CSV reader's field limit
+    lines = [
+        b"store,sku,quantity",
+        b"B-01,SKU-0,1",
+        b"B-01,SKU-1,2",
+        b"B-01,SKU-2,3",
+        b"B-01,SKU-4,\xe9",  # Latin-1: a refused row of a snapshot keeps its stock
+        b"B-01,SKU\x003,5",
+        f"B-01,{huge},1".encode(),
+        b"B-01,SKU-3,4",
+        b"B-02,SKU-0,6",
+    ]
+    with db() as session:
+        result = import_stock(session, vendor, b"\n".join(lines) + b"\n", "snapshot")
+        assert (result.rows, result.applied, result.rejected) == (8, 5, 3)
+        reasons = {r.line: r.reason for r in result.rejects}
+        assert "not UTF-8" in reasons[5] and "NUL" in reasons[6] and "cannot be read" in reasons[7]
+        assert dict(result.rejected_by_reason) == {"not UTF-8": 1, "NUL character": 1, "unreadable": 1}
+        assert _stock(session, vendor) == {
+            ("B-01", "SKU-0"): 1,
+            ("B-01", "SKU-1"): 2,
+            ("B-01", "SKU-2"): 3,
+            ("B-01", "SKU-3"): 4,
+            ("B-01", "SKU-4"): 8,
+            ("B-02", "SKU-0"): 6,
+        }
+    with db() as session:  # a stores file alike: the bad row reported, the good ones applied
+        stores = import_stores(session, vendor, STORES_CSV.replace("Berlin Mitte again", "Berlin\x00"))
+        assert stores.rejected >= 1 and any("NUL" in r.reason for r in stores.rejects)
+        assert stores.applied >= 1
+    with db() as session, pytest.raises(CatalogError, match="not UTF-8"):  # only the header refuses a file
+        import_stock(session, vendor, "magasin,réf,quantité\nB-01,SKU-0,1\n".encode("latin-1"), "delta")
