@@ -62,7 +62,8 @@ def csv_records(
     lines: Iterable[str], required: tuple[str, ...], known: tuple[str, ...]
 ) -> Iterator[tuple[int, int, dict[str, str], RowProblem | None]]:
     """(row, line, values, problem) of a CSV with a header, streamed; a row with a problem has
-    whatever values could be read. CatalogError when the header is unreadable or lacks a required
+    whatever values could be read, with U+FFFD for a NUL or a byte that is not UTF-8 (safe to show
+    and to send as JSON). CatalogError when the header is unreadable or lacks a required
     column: the whole file is refused before anything is written. Comma, semicolon or tab."""
     iterator = iter(lines)
     try:
@@ -102,4 +103,7 @@ def csv_records(
             continue  # blank lines
         row += 1
         values = {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(header) if name}
-        yield row, reader.line_num, values, _problem(cells, len(header))
+        problem = _problem(cells, len(header))
+        if problem is not None and problem.kind != "too many cells":  # shown in reports, sent to no database
+            values = {name: _BAD_TEXT.sub("\ufffd", value) for name, value in values.items()}
+        yield row, reader.line_num, values, problem

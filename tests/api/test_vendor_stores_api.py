@@ -126,6 +126,12 @@ def test_stock_as_csv_body_and_multipart_with_rejects(site, http) -> None:
     assert no_header.status_code == 422 and "quantity" in no_header.json()["detail"]
     wrong_type = http.post("/api/vendor/stock", json={"store": "S-1"}, headers=acme)
     assert wrong_type.status_code == 415
+    # Bytes that are not UTF-8 and a NUL are those rows' rejects, shown with U+FFFD; the rest applies.
+    odd = b"store,sku,quantity\nS-1,SKU-\xe900001,1\nS-1,SKU\x0000002,1\nS-2,SKU-00004,5\n"
+    sent = http.post("/api/vendor/stock?mode=delta", content=odd, headers={**acme, "Content-Type": "text/csv"})
+    assert sent.status_code == 200, sent.text
+    assert (sent.json()["applied"], sent.json()["rejected"]) == (1, 2)
+    assert [r["sku"] for r in sent.json()["rejects"]] == ["SKU-\ufffd00001", "SKU\ufffd00002"]
 
 
 def test_one_vendor_cannot_see_or_touch_anothers_stores(http) -> None:
