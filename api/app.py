@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Coroutine
 from importlib import metadata
 from pathlib import Path
@@ -29,6 +30,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from sqlalchemy.orm import sessionmaker
 
 from api.allow_header import allow_every_method
 from api.bearer import COMPONENTS as BEARER_COMPONENTS
@@ -75,7 +77,9 @@ from catalog.db_check import HealthProbe
 from catalog.index_watch import watch_index
 from catalog.leftovers import clean_leftovers
 from catalog.search_service import SearchService
+from catalog.workspace import Workspace
 from catalog_ingest.jobs import JobRunner
+from catalog_ingest.product_edits import repair_visibility, sinks_of
 from mail.delivery import transport_for
 from mail.durable import DatabaseOutbox
 from mail.outbox import Outbox
@@ -127,6 +131,21 @@ async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]
             await task
 
 
+_products_log = logging.getLogger("vitrine.products")
+
+
+def _repair_product_visibility(workspace: Workspace, sessions: sessionmaker, search: SearchService | None) -> None:
+    """Deactivated products' vectors back in line with their flags after a crash mid-edit
+    (catalog_ingest.product_edits); logged, never fatal: serving goes on either way."""
+    try:
+        repaired = repair_visibility(sessions, sinks_of(workspace, search))
+    except Exception:
+        _products_log.exception("could not check deactivated products' vectors")
+        return
+    if any(repaired.values()):
+        _products_log.warning("products' vectors put back in line with their flags: %s", repaired)
+
+
 def create_app(
     settings: Settings,
     search: SearchService | None = None,
@@ -158,6 +177,13 @@ def create_app(
             settings.payment_reconcile_s,
             app.state.outbox,
         )
+        async with _in_background(work):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def repair_products(app: Litestar) -> AsyncIterator[None]:
+        """Check deactivated products' vectors once at start, in the background: serving does not wait."""
+        work = asyncio.to_thread(_repair_product_visibility, settings.workspace, sessions, app.state.search)
         async with _in_background(work):
             yield
 
@@ -269,7 +295,14 @@ def create_app(
         ],
         dependencies=DEPENDENCIES,
         state=state,
-        lifespan=[keep_index_current, reconcile_payments, apply_time_limits, deliver_mail, run_ingest_jobs],
+        lifespan=[
+            keep_index_current,
+            reconcile_payments,
+            apply_time_limits,
+            deliver_mail,
+            run_ingest_jobs,
+            repair_products,
+        ],
         on_startup=[lambda: clean_leftovers(settings.workspace, sessions)],  # what killed runs left behind
         template_config=TemplateConfig(engine=JinjaTemplateEngine.from_environment(template_environment())),
         csrf_config=CSRFConfig(

@@ -20,7 +20,14 @@ process picks up at its next refresh. Each store's appends are numbered under it
 
 Order: the vectors first, then the database commit. A failed vector write leaves the database
 untouched; a commit that fails after it leaves vectors that the same edit, sent again, puts right
-(every edit writes the target state, so repeating one is harmless).
+(every edit writes the target state, so repeating one is harmless). A process that dies between
+the two leaves a product shown or hidden against its flag: `repair_visibility`, run when the app
+starts, puts every product's vectors back in line with its flag.
+
+One edit of a store's products at a time, across processes: an flock per store (`_editing`) is
+held from the read of the product to the commit, by edits and by `hide_inactive` alike, so a
+price edit racing a deactivation in another worker process can never write back the vectors of a
+product that the other has just hidden.
 
 The next ingest of the vendor's file sets price and stock from the file again (the file is the
 vendor's back office); an ingest keeps a deactivated product out of search.
@@ -28,9 +35,10 @@ vendor's back office); an ingest keeps a deactivated product out of search.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -45,14 +53,12 @@ from catalog.ids import MAX_VIEWS_PER_PRODUCT, view_image_id
 from catalog.money import PriceError, parse_price
 from catalog.search_service import SearchService
 from catalog.workspace import Workspace
+from index.file_lock import exclusive_lock
 from index.filters import ItemAttributes
 from index.vector_store import STORE_FILE, VectorStore
 
 INACTIVE_FOLDER = "inactive"
-# One edit of a product's vectors at a time in a process: two edits of one product must not
-# interleave their reads of the store and their writes (the database row lock covers PostgreSQL
-# across processes; SQLite serialises writers anyway).
-_editing = threading.Lock()
+EDIT_LOCK = ".edits.lock"  # in the inactive folder: the store's own files are left alone
 
 
 class ProductNotFound(LookupError):
@@ -141,6 +147,18 @@ def parse_edit_price(text: str | None, currency: str) -> Decimal:
         raise ProductEditRefused("price", f"{exc} (a price in {currency}, e.g. 12.50)") from None
 
 
+@contextlib.contextmanager
+def _editing(sinks: Sequence[VectorSink]) -> Iterator[None]:
+    """Hold the edit lock of every sink's store (in one order, so two holders never deadlock): an
+    flock, so it excludes other threads and other processes alike, and dies with its process."""
+    with contextlib.ExitStack() as held:
+        for directory in sorted({sink.store.directory.resolve() for sink in sinks}):
+            folder = directory / INACTIVE_FOLDER
+            folder.mkdir(exist_ok=True)
+            held.enter_context(exclusive_lock(folder / EDIT_LOCK))
+        yield
+
+
 def edit_product(
     sessions: sessionmaker,
     sinks: Sequence[VectorSink],
@@ -155,7 +173,7 @@ def edit_product(
 
     `ProductNotFound` when the product is not this vendor's; `ProductEditRefused` for a bad price
     (nothing is changed then)."""
-    with _editing, sessions() as session:
+    with _editing(sinks), sessions() as session:
         product = _product_of(session, vendor_id, product_id)
         if price is not None:
             product.price = parse_edit_price(price, product.currency)
@@ -210,12 +228,15 @@ def _stash_path(store: VectorStore, product_id: int) -> Path:
 
 
 def _show(sink: VectorSink, product_id: int, ids: np.ndarray, attributes: ItemAttributes) -> None:
+    """`ids`: every id the product may have vectors under now; a kept row of an image the product
+    no longer has (an ingest dropped it while the product was hidden) is not brought back."""
     stash = _stash_path(sink.store, product_id)
     found, vectors = sink.store.vectors_of(ids)
     if stash.is_file():
         with np.load(stash) as kept:
             kept_ids, kept_vectors = kept["ids"], kept["vectors"]
-        fresh = np.isin(kept_ids, ids[found], invert=True)  # a live row (written since) wins over the kept one
+        # A live row (written since) wins over the kept one; an image dropped since stays dropped.
+        fresh = np.isin(kept_ids, ids[found], invert=True) & np.isin(kept_ids, ids)
         all_ids = np.concatenate([ids[found], kept_ids[fresh]])
         all_vectors = np.concatenate([vectors[found], kept_vectors[fresh]])
     else:
@@ -225,10 +246,11 @@ def _show(sink: VectorSink, product_id: int, ids: np.ndarray, attributes: ItemAt
     stash.unlink(missing_ok=True)
 
 
-def _hide(sink: VectorSink, product_id: int, ids: np.ndarray) -> None:
+def _hide(sink: VectorSink, product_id: int, ids: np.ndarray) -> bool:
+    """Keep the product's live vectors aside and remove them; whether there were any."""
     found, vectors = sink.store.vectors_of(ids)
     if not found.any():
-        return  # already hidden (or never indexed under this model)
+        return False  # already hidden (or never indexed under this model)
     stash = _stash_path(sink.store, product_id)
     keep_ids, keep_vectors = ids[found], vectors[found]
     if stash.is_file():  # rows written while it was hidden (an ingest) join the ones kept before
@@ -238,6 +260,7 @@ def _hide(sink: VectorSink, product_id: int, ids: np.ndarray) -> None:
             keep_vectors = np.concatenate([keep_vectors, kept["vectors"][older]])
     _write_stash(stash, keep_ids, keep_vectors)
     sink.remove(ids[found])
+    return True
 
 
 def _write_stash(path: Path, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -253,15 +276,53 @@ def _write_stash(path: Path, ids: np.ndarray, vectors: np.ndarray) -> None:
 
 def hide_inactive(sessions: sessionmaker, sinks: Sequence[VectorSink], product_ids: Sequence[int] | None) -> int:
     """Take the vectors of those of `product_ids` (None: every product) that are deactivated out of
-    `sinks` again, after an ingest or a re-embed wrote them; returns how many products that was."""
+    `sinks` again, after an ingest or a re-embed wrote them; returns how many products had vectors
+    to take out."""
     if product_ids is not None and not len(product_ids):
         return 0
     query = select(Product).where(Product.active.is_(False))
     if product_ids is not None:
         query = query.where(Product.id.in_([int(p) for p in product_ids]))
-    with sessions() as session:
-        inactive = session.scalars(query).all()
-        for product in inactive:
-            for sink in sinks:
-                _hide(sink, product.id, vector_ids_of(product))
-        return len(inactive)
+    with _editing(sinks), sessions() as session:
+        hidden = 0
+        for product in session.scalars(query):
+            ids = vector_ids_of(product)
+            hidden += any([_hide(sink, product.id, ids) for sink in sinks])  # every sink, not the first only
+        return hidden
+
+
+def repair_visibility(sessions: sessionmaker, sinks: Sequence[VectorSink]) -> dict[str, int]:
+    """Put every product's vectors in line with its flag, after a process died between an edit's
+    vector write and its commit: a deactivated product still searchable is hidden, an active one
+    whose vectors were kept aside is shown again, and what was kept for a product that no longer
+    exists is deleted. Counts of each, for the log. Cheap when nothing is wrong: one lookup per
+    deactivated product and one per kept file."""
+    repaired = {"hidden": 0, "shown": 0, "dropped": 0}
+    repaired["hidden"] = hide_inactive(sessions, sinks, None)
+    with _editing(sinks), sessions() as session:
+        for sink in sinks:
+            kept = {int(path.stem): path for path in _stashes(sink.store)}
+            if not kept:
+                continue
+            found = {
+                product.id: product
+                for start in range(0, len(kept), 500)
+                for product in session.scalars(select(Product).where(Product.id.in_(sorted(kept)[start : start + 500])))
+            }
+            for pid, path in kept.items():
+                product = found.get(pid)
+                if product is None:
+                    path.unlink(missing_ok=True)
+                    repaired["dropped"] += 1
+                elif product.active:
+                    vendor = session.scalar(select(Vendor.name).where(Vendor.id == product.vendor_id)) or ""
+                    attributes = ItemAttributes(float(product.price), product.category, vendor, product.in_stock)
+                    _show(sink, pid, vector_ids_of(product), attributes)
+                    repaired["shown"] += 1
+    return repaired
+
+
+def _stashes(store: VectorStore) -> list[Path]:
+    """The kept-aside vector files of a store's deactivated products (not the temporaries)."""
+    folder = store.directory / INACTIVE_FOLDER
+    return [path for path in folder.glob("*.npz") if path.stem.isdigit()] if folder.is_dir() else []
