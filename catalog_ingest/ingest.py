@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, selectinload
 
 from catalog.catalog_index import publish_index
 from catalog.db import IngestJob, Product, ProductImage, Vendor, make_engine, session_factory
@@ -344,7 +344,9 @@ class _BatchRunner:
                 for p in session.scalars(
                     select(Product)
                     .where(Product.id.in_([pid for pid, _ in batch]))
-                    .options(selectinload(Product.images))
+                    # `active` is the vendor's, not the file's: left unloaded, the merge at commit
+                    # never writes back a value read before a deactivation made meanwhile.
+                    .options(selectinload(Product.images), defer(Product.active))
                 )
             }
         pending = [_Pending(row, pid, existing.get(pid)) for pid, row in batch]

@@ -266,3 +266,29 @@ def test_the_app_runs_the_repair_when_it_starts(catalog, embedder):
     finally:
         server.stop()
     assert _live_ids(workspace, embedder, pid) == [image_id(pid, 0)]
+
+
+def test_a_deactivation_made_while_an_ingest_holds_the_row_is_kept(catalog, embedder, tmp_path):
+    """The vendor deactivates a product after an ingest has read its row and before it writes the
+    batch: the ingest's write used to put the old `active` back, leaving the product searchable."""
+    from catalog_ingest.ingest import IngestOptions
+
+    workspace, sessions, vendor_id = catalog
+    pid = product_id("acme", "SKU-00007")
+    rows = make_rows(200)
+    rows[7]["title"] = "Renamed in the back office"
+    batches: list[int] = []
+
+    def deactivate_once(summary) -> None:  # type: ignore[no-untyped-def]
+        batches.append(summary.rows)
+        if len(batches) == 1:  # the first batch is read from the database, not yet written
+            edit_product(sessions, sinks_of(workspace), vendor_id, pid, active=False)
+
+    ingest_catalog(
+        write_csv(tmp_path / "big.csv", rows), "acme", embedder, workspace, IngestOptions(on_batch=deactivate_once)
+    )
+    assert batches and batches[0] < 200
+    with sessions() as session:
+        product = session.get(Product, pid)
+        assert (product.title, product.active) == ("Renamed in the back office", False)
+    assert _live_ids(workspace, embedder, pid) == []
