@@ -63,9 +63,11 @@ class Concierge:
     def claim(self, request_id: int) -> None:
         claims.claim(self.sessions, request_id, self.alice, 600)
 
-    def send(self, request_id: int, products: list[int]) -> list[int]:
+    def send(self, request_id: int, products: list[int], pickup_stores: dict[int, int] | None = None) -> list[int]:
         drafts = [offers_service.OfferDraft(p, "25.00") for p in products]
-        return offers_service.send_offers(self.sessions, request_id, self.alice, drafts, 24, NoMail(), "/r/{token}")
+        return offers_service.send_offers(
+            self.sessions, request_id, self.alice, drafts, 24, NoMail(), "/r/{token}", pickup_stores=pickup_stores
+        )
 
     def stored_photo(self, request_id: int) -> bytes:
         with self.sessions() as session:

@@ -14,6 +14,7 @@ exists voids it, and reconciliation finishes whatever a crash left.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.db import Product, ProductImage, Vendor
 from catalog.money import PriceError, check_amount, parse_price
 from mail.outbox import Outbox
-from workflow import audit, fulfilment, offer_flags, orders, pairs, payment_saga
+from workflow import audit, fulfilment, offer_flags, orders, pairs, payment_saga, pickups
 from workflow.claims import actor, refuse_if_held_by_other, refuse_unless_owner, require_work_right
 from workflow.errors import Conflict, IdempotencyKeyReused, Invalid, NotFound, PaymentFailed
 from workflow.lifecycle import move_offer, move_request
@@ -67,8 +68,11 @@ def send_offers(
     outbox: Outbox,
     link: str,
     secret: str = "",
+    pickup_stores: Mapping[int, int] | None = None,
 ) -> list[int]:
     """Create the offers, move the request to offers_sent and release the claim; e-mail the customer.
+    `pickup_stores`: the store each offered product may be collected from ("pickup at store X"),
+    recorded in the same transaction as the offers (`workflow.pickups.attach`).
     On a request whose offers are already out, the operator who sent them (or an admin) adds these
     beside them (a follow-up): the request stays `offers_sent`, unless the customer accepted meanwhile.
 
@@ -128,6 +132,8 @@ def send_offers(
             ids.append(offer.id)
             sent.append(offer)
             audit.record(session, actor(user), "offer.sent", request.id, offer_id=offer.id, price=str(price))
+        if pickup_stores:
+            pickups.attach(session, sent, pickup_stores)
         pairs.record_sent_offers(session, request, sent, user)
         if follow_up:
             audit.record(session, actor(user), "offers.followed_up", request.id, offers=ids)

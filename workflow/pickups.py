@@ -10,6 +10,7 @@ has none."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ForeignKey, select
@@ -148,25 +149,19 @@ def check_choices(db: sessionmaker, chosen: dict[int, int]) -> None:
             check_choice(session, product_id, store_id)
 
 
-def attach(db: sessionmaker, offer_ids: list[int], chosen: dict[int, int]) -> int:
-    """Record the pickup store of each just-sent offer whose product has one chosen; returns how many.
-    Checked again here (stock may have moved since): a store no longer usable leaves that offer
-    shipping-only rather than failing offers already sent."""
-    if not chosen or not offer_ids:
-        return 0
+def attach(session: Session, offers: Sequence[Offer], chosen: Mapping[int, int]) -> int:
+    """In the offers' own transaction (`offers_service.send_offers`): record the pickup store of each
+    offer whose product has one chosen; returns how many. Checked again here, as stock may have
+    moved since the page was loaded: a store no longer usable refuses the whole send (`Invalid`,
+    nothing sent), so no customer ever sees an offer without the pickup the operator chose."""
     attached = 0
-    with db() as session:
-        for offer in session.scalars(select(Offer).where(Offer.id.in_(offer_ids))):
-            store_id = chosen.get(offer.product_id)
-            if store_id is None:
-                continue
-            try:
-                check_choice(session, offer.product_id, store_id)
-            except Invalid:
-                continue
-            session.merge(OfferPickup(offer_id=offer.id, store_id=store_id))
-            attached += 1
-        session.commit()
+    for offer in offers:
+        store_id = chosen.get(offer.product_id)
+        if store_id is None:
+            continue
+        check_choice(session, offer.product_id, store_id)
+        session.add(OfferPickup(offer_id=offer.id, store_id=store_id))
+        attached += 1
     return attached
 
 

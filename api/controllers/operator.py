@@ -181,9 +181,17 @@ class OperatorController(Controller):
             chosen = pickups.parse_choices(data, [d.product_id for d in drafts])  # "pickup at store X"
             await asyncio.to_thread(pickups.check_choices, db, chosen)
             ids = await asyncio.to_thread(
-                offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link, settings.secret_key
+                offers_service.send_offers,
+                db,
+                request_id,
+                user,
+                drafts,
+                hours,
+                outbox,
+                link,
+                settings.secret_key,
+                chosen,
             )
-            await asyncio.to_thread(pickups.attach, db, ids, chosen)
         except Invalid as exc:  # shown again with what was typed: the ticks, prices, notes, expiry
             error = {"form": "offers", "message": exc.message, "typed": typed_offers(data)}
             return await _workbench_page(request, db, request_id, user, settings, status_of(exc), error)

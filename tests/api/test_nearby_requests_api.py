@@ -145,9 +145,15 @@ def test_an_offer_with_a_pickup_store_is_accepted_for_pickup(site, http) -> None
     chosen = {product: paris_store}
     pickups.check_choices(site.sessions, chosen)
     [offer] = offers_service.send_offers(
-        site.sessions, request_id, alice, [offers_service.OfferDraft(product, "25.00")], 24, NoMail(), "/r/{token}"
+        site.sessions,
+        request_id,
+        alice,
+        [offers_service.OfferDraft(product, "25.00")],
+        24,
+        NoMail(),
+        "/r/{token}",
+        pickup_stores=chosen,
     )
-    pickups.attach(site.sessions, [offer], chosen)
 
     read = http.get(f"/api/requests/{token}").json()
     assert read["offers"][0]["pickup"]["code"] == "PAR-1" and read["offers"][0]["stores"][0]["code"] == "PAR-1"

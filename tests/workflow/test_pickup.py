@@ -10,12 +10,13 @@ import pytest
 from catalogs import product_photo
 from concierge import open_concierge
 from delivery_support import DELIVERY
+from sqlalchemy import select
 
 from catalog.db import Product, Store, StoreStock, Vendor
 from vision.embedder import open_embedder
 from workflow import offers_service, orders, pickups, requests_service
 from workflow.errors import Invalid
-from workflow.models import CustomerRequest
+from workflow.models import CustomerRequest, Offer
 from workflow.orders import DeliveryInvalid, check_delivery
 from workflow.payments import APPROVED, TestPaymentProvider
 
@@ -62,8 +63,8 @@ def _offered(concierge, row: int, pickup_store: int | None) -> tuple[str, int, i
     concierge.claim(request_id)
     chosen = {product: pickup_store} if pickup_store else {}
     pickups.check_choices(concierge.sessions, chosen)
-    [offer_id] = concierge.send(request_id, [product])
-    assert pickups.attach(concierge.sessions, [offer_id], chosen) == len(chosen)
+    [offer_id] = concierge.send(request_id, [product], chosen)
+    assert (pickups.offer_pickup(concierge.sessions, offer_id) is not None) == bool(pickup_store)
     return concierge.token_of(request_id), offer_id, product
 
 
@@ -148,6 +149,25 @@ def test_the_operator_may_choose_only_a_store_of_the_products_vendor_that_holds_
         pickups.check_choices(concierge.sessions, {product: elsewhere})
     with concierge.sessions() as session:
         assert session.get(Product, product).vendor_id != session.get(Store, elsewhere).vendor_id
+
+
+def test_a_store_emptied_before_the_offers_go_refuses_them_all(concierge) -> None:  # type: ignore[no-untyped-def]
+    """Checked when the page was sent, emptied before the offers were written: nothing is sent, so no
+    customer sees the offer without the pickup the operator chose (the store used to be attached
+    afterwards, in a transaction of its own, and silently dropped)."""
+    product = concierge.product("acme", "SKU-00011")
+    store_id = _store(concierge, "acme", "GONE-1", {product: 1})
+    request_id = concierge.request(product_photo(11))
+    concierge.claim(request_id)
+    pickups.check_choices(concierge.sessions, {product: store_id})  # as the page checks it first
+    with concierge.sessions() as session:
+        session.get(StoreStock, (store_id, product)).quantity = 0
+        session.commit()
+    with pytest.raises(Invalid, match="no longer holds"):
+        concierge.send(request_id, [product], {product: store_id})
+    with concierge.sessions() as session:
+        assert session.scalars(select(Offer).where(Offer.request_id == request_id)).all() == []
+        assert session.get(CustomerRequest, request_id).status == "claimed"
 
 
 def test_a_pickup_needs_a_name_and_a_valid_phone() -> None:
