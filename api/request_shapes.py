@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypedDict
 
 from api.controllers.orders import DeliveryAddress, Tracking
 from api.openapi_docs import described
+from workflow.nearby_view import PICKUP_CHOICES
 
 ISO_UTC = "(UTC, ISO 8601 to the second)"
 
@@ -116,11 +117,35 @@ class MatchedView(TypedDict):
     live: Annotated[bool, described("Whether the view still takes part in searches")]
 
 
+class PickupChoice(TypedDict):
+    """A store an operator may offer a candidate for pickup at: one of the product's own vendor's
+    stores that holds it now."""
+
+    store_id: Annotated[int, described("The store's id: an offer's `pickup_store_id`")]
+    code: Annotated[str, described("The vendor's code for the store")]
+    name: Annotated[str, described("The store's name")]
+    city: Annotated[str, described("The store's city; may be empty")]
+    quantity: Annotated[int, described("How many the store holds now")]
+    distance_km: Annotated[
+        float | None, described("Distance from the customer's shared location in km; null when they shared none")
+    ]
+    open_now: Annotated[bool, described("Whether the store is open at this moment (its own time zone)")]
+
+
 class Candidate(Match):
-    """A candidate as the workbench shows it, with the customer view it was found through."""
+    """A candidate as the workbench shows it, with the customer view it was found through and, as on
+    the workbench, the stores near the customer (`stores`, with a shared location) and the stores it
+    may be offered for pickup at."""
 
     customer_view: Annotated[
         MatchedView | None, described("The customer view it matched through; null when it matched a catalog photo")
+    ]
+    pickup_choices: Annotated[
+        list[PickupChoice],
+        described(
+            "Stores of its vendor holding it, nearest the customer first (by name without a location), "
+            f"at most {PICKUP_CHOICES}; empty when none does"
+        ),
     ]
 
 

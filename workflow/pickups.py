@@ -125,7 +125,7 @@ def check_choice(session: Session, product_id: int, store_id: int) -> Store:
 def parse_choices(form: dict, product_ids: list[int]) -> dict[int, int]:
     """The pickup store chosen per offered product (`pickup_<product id>` in the offers form; empty:
     shipping only)."""
-    chosen: dict[int, int] = {}
+    given: dict[int, int | None] = {}
     for product_id in product_ids:
         value = form.get(f"pickup_{product_id}") or ""
         if isinstance(value, list):
@@ -133,11 +133,21 @@ def parse_choices(form: dict, product_ids: list[int]) -> dict[int, int]:
         if not value:
             continue
         try:
-            store_id = int(value)
+            given[product_id] = int(value)
         except ValueError:
-            store_id = 0
-        if not 0 < store_id < 2**63:  # a row id: anything else names no store (and would not bind)
-            raise Invalid("A pickup store is not valid; reload the page.")
+            given[product_id] = 0
+    return chosen_stores(given, "reload the page")
+
+
+def chosen_stores(given: Mapping[int, int | None], advice: str = "use a candidate's pickup_choices") -> dict[int, int]:
+    """{product: store} of the stores named (None: shipping only); `Invalid` for a number that is no
+    row id, which names no store and would not even bind."""
+    chosen: dict[int, int] = {}
+    for product_id, store_id in given.items():
+        if store_id is None:
+            continue
+        if not 0 < store_id < 2**63:
+            raise Invalid(f"A pickup store is not valid; {advice}.")
         chosen[product_id] = store_id
     return chosen
 

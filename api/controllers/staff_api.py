@@ -32,14 +32,17 @@ from api.hosts import public_base
 from api.limits import sign_in_failed, sign_in_lock
 from api.openapi_docs import ErrorBody, described
 from api.request_shapes import ListCounts, StaffRequestView
+from catalog.nearby import NearbyStock
 from workflow import (
     api_tokens,
     claims,
     customer_links,
     customer_views,
+    nearby_view,
     offers_service,
     operator_views,
     pairs,
+    pickups,
     requests_service,
     sign_in_throttle,
     users,
@@ -183,6 +186,13 @@ class OfferItem:
     product_id: Annotated[int, described("The catalog product offered (a candidate's `product_id`)")]
     price: Annotated[str, described("The price asked, in the product's currency, e.g. `39.90` or `1,299.00`")]
     note: Annotated[str, described("A note for the customer about this offer; may be empty")] = ""
+    pickup_store_id: Annotated[
+        int | None,
+        described(
+            "A store where the customer may collect it instead of having it shipped: one of the candidate's "
+            "`pickup_choices` (`store_id`); null or absent: shipping only"
+        ),
+    ] = None
 
 
 @dataclass
@@ -212,11 +222,15 @@ def _page_url(request: Request, token: str | None) -> str | None:
     return f"{public_base(request)}/r/{token}" if token else None
 
 
-def _request_view(db: sessionmaker, request_id: int, user: User, settings: Settings) -> dict[str, Any]:
-    """The request as the workbench shows it (the claim renewed if the user holds it), with its token."""
+def _request_view(
+    db: sessionmaker, request_id: int, user: User, settings: Settings, stock: NearbyStock | None
+) -> dict[str, Any]:
+    """The request as the workbench shows it (the claim renewed if the user holds it), with its token
+    and, as on the workbench, the stores near the customer and each candidate's pickup choices."""
     claims.renew_if_held(db, request_id, user, settings.claim_ttl_s)
     with db() as session:
-        view = operator_view(session, requests_service.load_by_id(session, request_id))
+        found = requests_service.load_by_id(session, request_id)
+        view = nearby_view.add_for_operator(session, found, operator_view(session, found), stock)
         view["empty_search"] = workbench.last_empty_search(session, request_id)
     view["token"] = customer_links.tokens_of(db, [request_id], settings.secret_key).get(request_id)
     return view
@@ -225,7 +239,8 @@ def _request_view(db: sessionmaker, request_id: int, user: User, settings: Setti
 async def _respond(
     request: Request, db: sessionmaker, request_id: int, user: User, settings: Settings
 ) -> StaffRequestView:
-    view = await asyncio.to_thread(_request_view, db, request_id, user, settings)
+    stock = getattr(getattr(request.app.state, "search", None), "nearby", None)  # stores near the customer
+    view = await asyncio.to_thread(_request_view, db, request_id, user, settings, stock)
     view["url"] = _page_url(request, view["token"])
     return cast(StaffRequestView, view)
 
@@ -454,12 +469,23 @@ class StaffApiController(Controller):
         settings: AppSettings,
     ) -> StaffRequestView:
         """Send offers (validated as the workbench's form: prices, notes, expiry, products in the
-        catalog); the claim is released and the customer e-mailed. The sender (or an admin) may send
+        catalog, pickup stores among the candidate's `pickup_choices`); the claim is released and the
+        customer e-mailed. The sender (or an admin) may send
         more while they are out."""
         drafts = [OfferDraft(item.product_id, item.price, item.note) for item in data.offers]
         hours = data.expires_in_hours if data.expires_in_hours is not None else float(settings.offer_ttl_hours)
+        chosen = pickups.chosen_stores({item.product_id: item.pickup_store_id for item in data.offers})
         ids = await asyncio.to_thread(
-            offers_service.send_offers, db, request_id, user, drafts, hours, outbox, link, settings.secret_key
+            offers_service.send_offers,
+            db,
+            request_id,
+            user,
+            drafts,
+            hours,
+            outbox,
+            link,
+            settings.secret_key,
+            chosen,
         )
         await asyncio.to_thread(customer_views.add_views_for_offers, db, search, settings.workspace, ids, user)
         view = await _respond(request, db, request_id, user, settings)

@@ -14,7 +14,7 @@ import pytest
 from catalogs import product_photo
 from nearby_support import LYON, PARIS, add_store, product_id
 from sqlalchemy import func, select
-from webapp import build_catalog, start_site
+from webapp import bearer, build_catalog, start_site
 
 from catalog.db import Store
 from vision.embedder import open_embedder
@@ -213,3 +213,39 @@ def test_the_location_can_be_shared_changed_and_forgotten_later(site, http) -> N
     forgotten = http.delete(f"/api/requests/{token}/location")
     assert forgotten.status_code == 200 and forgotten.json()["location"] is None
     assert http.put(f"/api/requests/{'x' * 32}/location", json={"location": "Lyon"}).status_code == 404
+
+
+def test_the_staff_api_shows_stores_and_pickup_choices_and_offers_pickup(site, http) -> None:
+    """What the workbench shows, over the staff API: each candidate's stores near the customer and the
+    stores it may be offered for pickup at; an offer naming one of them is collectable there, one
+    naming a store that does not hold the product is refused with nothing sent."""
+    made = _create(http, 4, location="75001").json()
+    request_id = _request_id(site, made["token"])
+    alice = bearer(http, "alice", PASSWORD)
+    view = http.post(f"/api/staff/requests/{request_id}/claim", headers=alice)
+    assert view.status_code == 200, view.text
+    assert view.json()["location"]["source"] == "api"
+    in_paris = {product_id(site.sessions, "acme", f"SKU-{i:05d}") for i in range(10)}
+    held = [c for c in view.json()["candidates"] if c["product_id"] in in_paris]
+    assert held, "the photo of acme's product 4 should have candidates held in Paris"
+    candidate = held[0]
+    assert [s["code"] for s in candidate["stores"]] == ["PAR-1"] and candidate["stores"][0]["distance_km"] < 10
+    [choice] = candidate["pickup_choices"]
+    assert (choice["code"], choice["quantity"]) == ("PAR-1", 3) and choice["distance_km"] < 10
+    with site.sessions() as session:
+        lyon = session.scalar(select(Store.id).where(Store.code == "LYO-1"))
+
+    def offer(store_id: int | None) -> httpx.Response:
+        item = {"product_id": candidate["product_id"], "price": "25.00", "pickup_store_id": store_id}
+        return http.post(f"/api/staff/requests/{request_id}/offers", json={"offers": [item]}, headers=alice)
+
+    refused = offer(lyon)
+    assert refused.status_code == 422 and "no longer holds" in refused.json()["detail"], refused.text
+    assert offer(0).status_code == 422
+    assert http.get(f"/api/staff/requests/{request_id}", headers=alice).json()["offers"] == []  # nothing sent
+    sent = offer(choice["store_id"])
+    assert sent.status_code == 200, sent.text
+    [made_offer] = sent.json()["offers"]
+    assert made_offer["pickup"]["code"] == "PAR-1"
+    read = http.get(f"/api/requests/{made['token']}").json()
+    assert read["offers"][0]["pickup"]["code"] == "PAR-1"
