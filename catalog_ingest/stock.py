@@ -23,14 +23,19 @@ and a crash half-way leaves only fully written rows (rerun the file).
 Bad rows (unknown store, unknown SKU, a quantity that is not a whole number >= 0, a duplicate) are
 reported with row number and reason, like catalog rejects; the good rows are applied. Each
 committed chunk raises the vendor's stock version, so nearby search reloads its map.
+
+One import per vendor at a time (`one_import_per_vendor`, an flock in the data folder, so across
+processes): two at once would interleave their chunks, an older file's rows landing after a newer
+one's, and on PostgreSQL their upserts of the same rows may deadlock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +45,12 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.db import Product, Store, StoreStock
+from catalog.private_files import private_folder
+from catalog.workspace import Workspace
 from catalog_ingest.csv_rows import RowProblem, csv_records, text_lines
 from catalog_ingest.errors import CatalogError
 from catalog_ingest.stores import bump_stock_version
+from index.file_lock import LockHeld, exclusive_lock
 
 StockMode = Literal["snapshot", "delta"]
 STOCK_COLUMNS: tuple[str, ...] = ("store", "sku", "quantity")
@@ -54,6 +62,26 @@ BATCH_ROWS = 2000
 COMMIT_ROWS = 50_000
 #: Rejects kept in the result (the API's answer); every reject still goes to `on_reject` and the counts.
 KEPT_REJECTS = 1000
+
+
+class StockImportBusy(RuntimeError):
+    """Another import of the vendor's stock is running, and the caller chose not to wait for it."""
+
+
+@contextlib.contextmanager
+def one_import_per_vendor(workspace: Workspace, vendor_id: int, wait: bool = False) -> Iterator[None]:
+    """Hold the vendor's stock-import lock for the block (see the module's note). Without `wait`,
+    `StockImportBusy` at once when another import holds it: a web request or an API call is told to
+    send again shortly rather than kept waiting for a million-row file."""
+    path = private_folder(workspace.home / "locks") / f"stock-{int(vendor_id)}.lock"
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(path, wait=wait))
+        except LockHeld:
+            raise StockImportBusy(
+                "Another stock import of your stores is running; send this file again when it has finished."
+            ) from None
+        yield
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def stock_import(
     """Stock per store from a file, streamed and written in bulk; bad rows reported, good rows applied.
 
     The full reject list goes to the data folder's reports/ as CSV."""
-    from catalog_ingest.stock import StockReject, import_stock
+    from catalog_ingest.stock import StockReject, import_stock, one_import_per_vendor
 
     if not file.is_file():
         _fail(f"no file {file}")
@@ -134,7 +134,10 @@ def stock_import(
 
             vendor_id = _vendor_id(session, vendor)
             try:
-                result = import_stock(session, vendor_id, file, "delta" if delta else "snapshot", progress, on_reject)
+                with one_import_per_vendor(workspace, vendor_id, wait=True):  # after one running, if any
+                    result = import_stock(
+                        session, vendor_id, file, "delta" if delta else "snapshot", progress, on_reject
+                    )
             except CatalogError as exc:
                 _fail(str(exc))
     finally:

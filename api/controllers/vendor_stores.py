@@ -29,10 +29,11 @@ from api.bearer import EXCEPTION_HANDLERS, SECURITY, bearer_as
 from api.dependencies import Db, SignedIn
 from api.openapi_docs import ErrorBody, described, refusals
 from api.pages import notice_redirect, page
+from catalog.workspace import Workspace
 from catalog_ingest import stock as stock_in
 from catalog_ingest import stores as stores_in
 from catalog_ingest.errors import CatalogError
-from workflow.errors import Forbidden, NotFound
+from workflow.errors import Conflict, Forbidden, NotFound
 
 #: A stock file of a big vendor (a million rows is about 25 MB); it streams to a temporary file.
 STOCK_BODY_BYTES = 512 * 2**20
@@ -101,8 +102,15 @@ def _import_stores(db: sessionmaker, vendor_id: int, source: IO[bytes]) -> dict[
         return stores_in.import_stores(session, vendor_id, source).to_json()
 
 
-def _import_stock(db: sessionmaker, vendor_id: int, source: IO[bytes], mode: str) -> dict[str, Any]:
-    with db() as session:
+def _workspace(request: Request) -> Workspace:
+    return request.app.state.settings.workspace
+
+
+def _import_stock(
+    db: sessionmaker, workspace: Workspace, vendor_id: int, source: IO[bytes], mode: str
+) -> dict[str, Any]:
+    """`StockImportBusy` at once while another import of the vendor's stock runs."""
+    with stock_in.one_import_per_vendor(workspace, vendor_id), db() as session:
         return stock_in.import_stock(session, vendor_id, source, mode).to_json()  # type: ignore[arg-type]
 
 
@@ -231,9 +239,12 @@ class VendorStoresPagesController(Controller):
                 "tick the box to confirm.",
             )
         try:
-            result = await asyncio.to_thread(_import_stock, db, vendor_id, data.file.file, mode)
+            result = await asyncio.to_thread(_import_stock, db, _workspace(request), vendor_id, data.file.file, mode)
         except CatalogError as exc:
             return await refused("file", str(exc))
+        except stock_in.StockImportBusy as exc:
+            error = {"form": "stock", "field": "file", "message": str(exc)}
+            return await self._list(request, user, db, 409, upload_error=error, stock_mode=mode)
         return await self._list(request, user, db, stock_result=result, stock_file=data.file.filename, stock_mode=mode)
 
     @get("/{code:str}", name="vendor_store")
@@ -437,6 +448,7 @@ class VendorStoresApiController(Controller):
         responses={
             **_REFUSED,
             413: ResponseSpec(ErrorBody, description="The body is over 512 MB: split the file"),
+            409: ResponseSpec(ErrorBody, description="Another stock import of the vendor's stores is running"),
             415: ResponseSpec(ErrorBody, description="Neither `text/csv` nor `multipart/form-data` with `file`"),
             422: ResponseSpec(ErrorBody, description="The CSV lacks a column (store, sku, quantity), or a bad `mode`"),
         },
@@ -475,9 +487,11 @@ class VendorStoresApiController(Controller):
                 detail=f"A stock body is text/csv or multipart/form-data (with `file`), not {kind or 'nothing'!r}.",
             )
         try:
-            result = await asyncio.to_thread(_import_stock, db, vendor_id, source, mode)
+            result = await asyncio.to_thread(_import_stock, db, _workspace(request), vendor_id, source, mode)
         except CatalogError as exc:
             raise FieldInvalid("file", str(exc), "Fix the file's header: store,sku,quantity.") from None
+        except stock_in.StockImportBusy as exc:
+            raise Conflict(str(exc), "Send it again in a minute; the running import is not changed.") from None
         finally:
             source.close()
         result["rejects"] = [StockReject(**r) for r in result["rejects"]]

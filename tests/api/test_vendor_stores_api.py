@@ -199,3 +199,41 @@ def test_the_page_form_keeps_what_was_typed_and_saves(site) -> None:
         assert browser.get("/vendor/stores/NOT-MINE").status_code == 404
     finally:
         browser.close()
+
+
+def test_one_stock_import_per_vendor_at_a_time(site, http) -> None:
+    """While an import of a vendor's stock runs (here: its lock held, as by another worker process),
+    another is refused at once with a 409 saying so, on the API and on the page, and changes
+    nothing; another vendor's import goes ahead; once it ends, the file goes through."""
+    from catalog.db import Vendor
+    from catalog_ingest.stock import one_import_per_vendor
+
+    acme, globex = bearer(http, "acme-stores", PASSWORD), bearer(http, "globex-stores", PASSWORD)
+    assert http.put("/api/vendor/stores/S-9", json=BERLIN, headers=acme).status_code in (200, 201)
+    body = {"content": "store,sku,quantity\nS-9,SKU-00005,7\n", "headers": {**acme, "Content-Type": "text/csv"}}
+    with site.sessions() as session:
+        acme_id = session.scalar(select(Vendor.id).where(Vendor.name == "acme"))
+    with one_import_per_vendor(site.settings.workspace, acme_id):
+        busy = http.post("/api/vendor/stock?mode=delta", **body)
+        assert busy.status_code == 409 and "Another stock import" in busy.json()["detail"], busy.text
+        page = Browser(site.url)
+        try:
+            assert page.login("acme-stores", PASSWORD).status_code in (302, 303)
+            refused = page.post(
+                "/vendor/stores/stock",
+                data={"mode": "delta"},
+                files={"file": ("stock.csv", body["content"].encode(), "text/csv")},
+            )
+            assert refused.status_code == 409 and "Another stock import" in refused.text
+        finally:
+            page.close()
+        other = http.post(
+            "/api/vendor/stock?mode=delta",
+            content="store,sku,quantity\n",
+            headers={**globex, "Content-Type": "text/csv"},
+        )
+        assert other.status_code == 200, other.text
+    with site.sessions() as session:
+        assert session.scalars(select(StoreStock).join(Store).where(Store.code == "S-9")).all() == []
+    sent = http.post("/api/vendor/stock?mode=delta", **body)
+    assert sent.status_code == 200 and sent.json()["applied"] == 1, sent.text
