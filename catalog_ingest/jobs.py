@@ -304,6 +304,20 @@ def _vendor_busy(now: datetime):  # type: ignore[no-untyped-def]
     )
 
 
+def _earlier_job_waiting():  # type: ignore[no-untyped-def]
+    """SQL: the job's vendor has an older upload not finished yet. Only a vendor's oldest unfinished
+    upload may be leased, so its files run in the order sent even when several runners (processes)
+    race for the queue: the busy check alone let a runner that lost a race for the older job take
+    the newer one."""
+    other = IngestJob.__table__.alias("earlier")
+    return exists().where(
+        other.c.vendor_id == IngestJob.vendor_id,
+        other.c.id < IngestJob.id,
+        other.c.upload_path.is_not(None),
+        other.c.status.in_(("queued", "running")),
+    )
+
+
 def claim_next(sessions: sessionmaker, owner: str, lease_s: float = LEASE_S, skip: Collection[int] = ()) -> int | None:
     """Lease the oldest job that may run now; its id, or None. A job is runnable when it is queued
     (or was running under a lease that ran out) and its vendor has nothing else under way. The lease
@@ -324,6 +338,7 @@ def claim_next(sessions: sessionmaker, owner: str, lease_s: float = LEASE_S, ski
                     and_(IngestJob.status == "running", IngestJob.lease_until < now),
                 ),
                 ~_vendor_busy(now),
+                ~_earlier_job_waiting(),
             )
             .order_by(IngestJob.id)
             .limit(8)

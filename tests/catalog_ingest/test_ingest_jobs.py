@@ -297,3 +297,37 @@ def test_a_job_stopped_by_a_shutdown_is_queued_again_and_finished_by_the_next_ru
     view = jobs.job_of(sessions, acme, job_id)
     assert (view.status, view.rows_done, view.accepted) == ("done", 400, 400)
     assert _products(sessions, acme) == 400
+
+
+def test_two_runners_on_one_queue_run_each_job_once(tmp_path, workspace, sessions, embedder) -> None:
+    """Two runners (as two web processes on one database would have) share the queue: every job is
+    leased by one of them only, runs once, and one vendor's jobs still run one at a time in order."""
+    vendors = [_vendor(sessions, name) for name in ("acme", "globex", "initech")]
+    queued = [
+        _queue(sessions, workspace, vendor, catalog_zip(tmp_path / f"{vendor}-{n}", 40, start=1000 * vendor + 100 * n))
+        for n in range(2)
+        for vendor in vendors
+    ]
+    runners = [jobs.JobRunner(sessions, workspace, lambda: embedder, workers=2, poll_s=0.05).start() for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                states = session.scalars(select(IngestJob.status).where(IngestJob.id.in_(queued))).all()
+            if set(states) <= {"done", "failed"}:
+                break
+            time.sleep(0.1)
+    finally:
+        for runner in runners:
+            runner.stop()
+    with sessions() as session:
+        ran = session.execute(
+            select(IngestJob.id, IngestJob.vendor_id, IngestJob.status, IngestJob.attempts, IngestJob.started_at)
+            .where(IngestJob.id.in_(queued))
+            .order_by(IngestJob.id)
+        ).all()
+    assert [(status, attempts) for _, _, status, attempts, _ in ran] == [("done", 1)] * len(queued)
+    for vendor in vendors:
+        first, second = [started for _, owner, _, _, started in ran if owner == vendor]
+        assert first <= second  # in the order sent
+        assert _products(sessions, vendor) == 80
