@@ -320,7 +320,8 @@ def _earlier_job_waiting():  # type: ignore[no-untyped-def]
 
 def claim_next(sessions: sessionmaker, owner: str, lease_s: float = LEASE_S, skip: Collection[int] = ()) -> int | None:
     """Lease the oldest job that may run now; its id, or None. A job is runnable when it is queued
-    (or was running under a lease that ran out) and its vendor has nothing else under way. The lease
+    (or was running under a lease that ran out), its vendor has nothing else under way and no older
+    upload waiting (`_earlier_job_waiting`). The lease
     is taken by a conditional update, so two processes never take the same job. `owner` names this
     claim (one per claim, see the module's note); `skip`: jobs the caller is running itself, never
     taken again while their run lives, even if their lease ran out."""

@@ -297,8 +297,7 @@ def repair_visibility(sessions: sessionmaker, sinks: Sequence[VectorSink]) -> di
     whose vectors were kept aside is shown again, and what was kept for a product that no longer
     exists is deleted. Counts of each, for the log. Cheap when nothing is wrong: one lookup per
     deactivated product and one per kept file."""
-    repaired = {"hidden": 0, "shown": 0, "dropped": 0}
-    repaired["hidden"] = hide_inactive(sessions, sinks, None)
+    repaired = {"hidden": hide_inactive(sessions, sinks, None), "shown": 0, "dropped": 0}
     with _editing(sinks), sessions() as session:
         for sink in sinks:
             kept = {int(path.stem): path for path in _stashes(sink.store)}
