@@ -374,7 +374,7 @@ class VendorCatalogsPagesController(Controller):
                 sync=staged.sync,
                 requested_by=user.id,
             )
-        except BaseException:
+        except Exception:  # not a cancellation: its thread may still queue the job
             await asyncio.to_thread(_unclaim, staged)
             raise
         _wake(request)
