@@ -46,7 +46,7 @@ from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from catalog.db import Product, Vendor
 from catalog.ids import MAX_VIEWS_PER_PRODUCT, view_image_id
@@ -280,7 +280,8 @@ def hide_inactive(sessions: sessionmaker, sinks: Sequence[VectorSink], product_i
     to take out."""
     if product_ids is not None and not len(product_ids):
         return 0
-    query = select(Product).where(Product.active.is_(False))
+    # Images loaded with the products: `vector_ids_of` reads them, one query each otherwise.
+    query = select(Product).where(Product.active.is_(False)).options(selectinload(Product.images))
     if product_ids is not None:
         query = query.where(Product.id.in_([int(p) for p in product_ids]))
     with _editing(sinks), sessions() as session:
@@ -306,7 +307,11 @@ def repair_visibility(sessions: sessionmaker, sinks: Sequence[VectorSink]) -> di
             found = {
                 product.id: product
                 for start in range(0, len(kept), 500)
-                for product in session.scalars(select(Product).where(Product.id.in_(sorted(kept)[start : start + 500])))
+                for product in session.scalars(
+                    select(Product)
+                    .where(Product.id.in_(sorted(kept)[start : start + 500]))
+                    .options(selectinload(Product.images))
+                )
             }
             for pid, path in kept.items():
                 product = found.get(pid)
